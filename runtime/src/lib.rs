@@ -7,7 +7,7 @@
 //! let mut session = Session::new(&model)?;
 //! let pixels = vec![0.0f32; 3 * 112 * 112];
 //! session.set_input_f32(0, &pixels)?;
-//! session.run()?;
+//! session.run();
 //! let mut embedding = [0.0f32; 128];
 //! session.output_f32(0, &mut embedding)?;
 //! # Ok(()) }
