@@ -63,8 +63,7 @@ pub fn plan(buffers: &[Lifetime], align: usize) -> Plan {
         offsets[i] = candidate;
         placed.push(i);
     }
-    let arena_size =
-        buffers.iter().zip(&offsets).map(|(b, &o)| o + b.size).max().unwrap_or(0).next_multiple_of(align);
+    let arena_size = buffers.iter().zip(&offsets).map(|(b, &o)| o + b.size).max().unwrap_or(0).next_multiple_of(align);
     Plan { offsets, arena_size }
 }
 

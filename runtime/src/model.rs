@@ -78,6 +78,8 @@ pub struct TensorInfo<'m> {
     pub shape: Shape,
     /// Quantization parameters.
     pub quant: Quant,
+    /// Whether it is a constant stored in the file (else an activation).
+    pub constant: bool,
 }
 
 impl Model<'static> {
@@ -175,7 +177,13 @@ impl<'a> Model<'a> {
         // Checked at load: the strings are UTF-8 and every name lies on
         // character boundaries inside them.
         let name = core::str::from_utf8(&self.bytes()[self.strings.clone()]).map_or("", |s| &s[at..at + len]);
-        TensorInfo { name, dtype: desc.dtype, shape: desc.shape, quant: desc.quant }
+        TensorInfo {
+            name,
+            dtype: desc.dtype,
+            shape: desc.shape,
+            quant: desc.quant,
+            constant: desc.storage == Storage::Constant,
+        }
     }
 
     pub(crate) fn nodes(&self) -> &[Node] {

@@ -222,7 +222,7 @@ fn execute(model: &Model<'_>, node: &Node, arena: &mut [u8]) {
         Op::Lut => scalar::lut(x.data, ops.q(t(1)).data, y.data),
         Op::Reshape => y.data.copy_from_slice(x.data),
         Op::Transpose { perm, axes } => scalar::transpose(x, &perm[..axes], y),
-        Op::Pad { before, axes, .. } => scalar::pad(x, &before[..axes], y),
+        Op::Pad { before, axes, value, .. } => scalar::pad(x, &before[..axes], value, y),
         Op::Resize(p) => scalar::resize(&p, x, y),
         Op::Softmax => scalar::softmax(x, ops.f32s(t(1)), y),
         Op::L2Norm => scalar::l2_norm(x, y),

@@ -253,7 +253,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             }
             expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
         }
-        Op::Pad { before, after, axes } => {
+        Op::Pad { before, after, axes, .. } => {
             let x = site.typed(0, DType::I8, false)?;
             site.same_quant(x, y)?;
             let rank = x.shape.rank();

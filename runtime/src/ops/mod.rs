@@ -57,9 +57,10 @@ pub enum OpKind {
     /// Permutation of dimensions: `y.dims[i] = x.dims[perm[i]]`, same
     /// quantization. Params: `perm`, one word per dimension.
     Transpose = 12,
-    /// Constant padding with real zero: `y.dims[i] = before[i] + x.dims[i] +
-    /// after[i]`, same quantization. Params: `before` then `after`, one word
-    /// per dimension each.
+    /// Constant padding: `y.dims[i] = before[i] + x.dims[i] + after[i]`, same
+    /// quantization, padded cells set to `value` (an int8 in `y`'s units: the
+    /// zero point for real zero). Params: `before` then `after`, one word per
+    /// dimension each, then `value`.
     Pad = 13,
     /// Spatial resize of [N,H,W,C], nearest or bilinear, requantized.
     /// Params: [`Resize`].
@@ -134,7 +135,7 @@ pub(crate) enum Op {
     Lut,
     Reshape,
     Transpose { perm: [usize; 4], axes: usize },
-    Pad { before: [usize; 4], after: [usize; 4], axes: usize },
+    Pad { before: [usize; 4], after: [usize; 4], axes: usize, value: i8 },
     Resize(Resize),
     Softmax,
     L2Norm,
@@ -200,11 +201,18 @@ impl Op {
                 Op::Transpose { perm: dims(p)?, axes: p.len() }
             }
             OpKind::Pad => {
-                if p.len() > 8 || p.len() % 2 != 0 {
-                    malformed!("operator {index} (Pad) has {} parameters, 2 per dimension expected", p.len());
-                }
-                let (before, after) = p.split_at(p.len() / 2);
-                Op::Pad { before: dims(before)?, after: dims(after)?, axes: before.len() }
+                let Some((&value, pads)) = p.split_last().filter(|(_, pads)| pads.len() <= 8 && pads.len() % 2 == 0)
+                else {
+                    malformed!(
+                        "operator {index} (Pad) has {} parameters, 2 per dimension and a value expected",
+                        p.len()
+                    );
+                };
+                let Ok(value) = i8::try_from(value) else {
+                    malformed!("operator {index} (Pad): value {value} is outside -128..=127");
+                };
+                let (before, after) = pads.split_at(pads.len() / 2);
+                Op::Pad { before: dims(before)?, after: dims(after)?, axes: before.len(), value }
             }
             OpKind::Resize => {
                 expect(Resize::WORDS)?;

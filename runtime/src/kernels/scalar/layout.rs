@@ -31,9 +31,9 @@ pub fn transpose(x: QIn<'_>, perm: &[usize], y: QOut<'_>) {
     }
 }
 
-/// Pads with real zero (the zero point): `x` lands at offset `before`.
-pub fn pad(x: QIn<'_>, before: &[usize], y: QOut<'_>) {
-    y.data.fill(y.quant.zero_point as i8);
+/// Pads with `value`: `x` lands at offset `before`.
+pub fn pad(x: QIn<'_>, before: &[usize], value: i8, y: QOut<'_>) {
+    y.data.fill(value);
     let xd = x.shape.nhwc();
     let yd = y.shape.nhwc();
     let mut at = [0usize; 4];
