@@ -254,7 +254,7 @@ fn run_fc(c: &FcCase) -> Result<Stats, TestCaseError> {
 
 #[test]
 fn conv2d_matches_f64() {
-    run("conv2d", 256, 0.05, conv_case(), run_conv);
+    run("conv2d", 1024, 0.05, conv_case(), run_conv);
 }
 
 #[test]
@@ -270,5 +270,5 @@ fn fully_connected_matches_f64() {
             seed,
         },
     );
-    run("fully_connected", 256, 0.05, case, run_fc);
+    run("fully_connected", 1024, 0.05, case, run_fc);
 }

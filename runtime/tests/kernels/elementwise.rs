@@ -100,12 +100,12 @@ fn run_binary(c: &Broadcast, mul: bool) -> Result<Stats, TestCaseError> {
 
 #[test]
 fn add_matches_f64() {
-    run("add", 256, 0.05, broadcast(), |c| run_binary(c, false));
+    run("add", 1024, 0.05, broadcast(), |c| run_binary(c, false));
 }
 
 #[test]
 fn mul_matches_f64() {
-    run("mul", 256, 0.05, broadcast(), |c| run_binary(c, true));
+    run("mul", 1024, 0.05, broadcast(), |c| run_binary(c, true));
 }
 
 /// A random tensor shape of rank 1 to 4.
@@ -115,7 +115,7 @@ fn dims(max: usize) -> impl Strategy<Value = Vec<usize>> {
 
 #[test]
 fn prelu_matches_f64() {
-    run("prelu", 256, 0.05, (dims(6), 0.9..1.2f64, any::<u64>()), |(d, stretch, seed)| {
+    run("prelu", 1024, 0.05, (dims(6), 0.9..1.2f64, any::<u64>()), |(d, stretch, seed)| {
         let mut rng = Rng(*seed);
         let xq = random_quant(&mut rng, 20.0);
         let channels = *d.last().unwrap();
@@ -176,7 +176,7 @@ fn lut_matches_f64() {
         Just(Function::HardSwish),
         Just(Function::HardSigmoid)
     ];
-    run("lut", 256, 0.1, (function, any::<bool>(), 1..=300usize, any::<u64>()), |&(f, fixed, len, seed)| {
+    run("lut", 1024, 0.1, (function, any::<bool>(), 1..=300usize, any::<u64>()), |&(f, fixed, len, seed)| {
         let mut rng = Rng(seed);
         let xq = quant(rng.uniform(0.01, 0.06), rng.int(-64, 64));
         // Calibrated on the function over the whole input range, or fixed.
@@ -198,7 +198,7 @@ fn clamp_matches_f64() {
         Just(Activation::Relu6),
         (0.0..0.4f64, 0.6..1.0f64).prop_map(|(a, b)| Activation::Clip(a, b))
     ];
-    run("clamp", 128, 0.05, (dims(6), act, any::<u64>()), |(d, act, seed)| {
+    run("clamp", 512, 0.05, (dims(6), act, any::<u64>()), |(d, act, seed)| {
         let mut rng = Rng(*seed);
         let q = quant(rng.uniform(0.01, 0.1), rng.int(-100, 100));
         let x = rng.i8s(d.iter().product());
@@ -212,7 +212,7 @@ fn clamp_matches_f64() {
 
 #[test]
 fn requantize_matches_f64() {
-    run("requantize", 256, 0.05, (dims(6), 0.8..2.0f64, any::<u64>()), |(d, stretch, seed)| {
+    run("requantize", 1024, 0.05, (dims(6), 0.8..2.0f64, any::<u64>()), |(d, stretch, seed)| {
         let mut rng = Rng(*seed);
         let xq = random_quant(&mut rng, 20.0);
         let x = rng.i8s(d.iter().product());
@@ -229,7 +229,7 @@ fn requantize_matches_f64() {
 
 #[test]
 fn quantize_f32_matches_f64() {
-    run("quantize_f32", 256, 0.1, (dims(6), any::<u64>()), |(d, seed)| {
+    run("quantize_f32", 1024, 0.1, (dims(6), any::<u64>()), |(d, seed)| {
         let mut rng = Rng(*seed);
         let yq = quant(rng.uniform(0.001, 1.0), rng.int(-128, 127));
         let s = f64::from(yq.scale);
@@ -251,7 +251,7 @@ fn quantize_f32_matches_f64() {
 
 #[test]
 fn dequantize_is_exact() {
-    run("dequantize", 128, 0.0, (dims(8), any::<u64>()), |(d, seed)| {
+    run("dequantize", 512, 0.0, (dims(8), any::<u64>()), |(d, seed)| {
         let mut rng = Rng(*seed);
         let xq = quant(rng.uniform(1e-4, 10.0), rng.int(-128, 127));
         let x = rng.i8s(d.iter().product());

@@ -11,5 +11,9 @@
 
 mod conv;
 mod elementwise;
+mod hand;
 mod layout;
+mod normalize;
+mod pool;
 mod reference;
+mod resize;
