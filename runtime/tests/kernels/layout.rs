@@ -161,12 +161,14 @@ fn pad_matches_f64() {
     run("pad", 512, 0.02, (case, any::<u64>()), |(axes, seed)| {
         let mut rng = Rng(*seed);
         let q = quant(0.05, rng.int(-64, 64));
+        // Real zero, or another value (a folded input normalisation pads
+        // with the raw value that stood for zero).
+        let value = if rng.int(0, 1) == 0 { q.zero_point } else { rng.int(-128, 127) };
         let dims: Vec<usize> = axes.iter().map(|a| a.0).collect();
         let before: Vec<usize> = axes.iter().map(|a| a.1).collect();
         let y_dims: Vec<usize> = axes.iter().map(|&(d, b, a)| b + d + a).collect();
         let x = rng.i8s(dims.iter().product());
-        // Constant padding with real zero: `y[i] = x[i - before]` inside,
-        // 0 outside.
+        // Constant padding: `y[i] = x[i - before]` inside, `value` outside.
         let want: Vec<f64> = (0..y_dims.iter().product())
             .map(|i| {
                 let idx = unravel(i, &y_dims);
@@ -175,7 +177,7 @@ fn pad_matches_f64() {
                     let j: Vec<usize> = idx.iter().zip(&before).map(|(&i, &b)| i - b).collect();
                     real(x[ravel(&j, &dims)], q)
                 } else {
-                    0.0
+                    real(value as i8, q)
                 }
             })
             .collect();
@@ -183,8 +185,15 @@ fn pad_matches_f64() {
         scalar::pad(
             QIn { data: &x, shape: shape(&dims), quant: q },
             &before,
+            value as i8,
             QOut { data: &mut y, shape: shape(&y_dims), quant: q },
         );
-        check_exact(&|| format!("pad of {dims:?} {q:?} to {y_dims:?}, before {before:?}"), &y, &want, &y_dims, q)
+        check_exact(
+            &|| format!("pad of {dims:?} {q:?} to {y_dims:?}, before {before:?}, value {value}"),
+            &y,
+            &want,
+            &y_dims,
+            q,
+        )
     });
 }
