@@ -522,3 +522,49 @@ fn overlapping_memory_plans_are_rejected() {
     let b = plan(2, &[(Clamp, &[0], 1), (Clamp, &[0], 1)], &[]);
     assert_rejected(&b, "written twice", &["tensor 1 is written twice"]);
 }
+
+/// A model of one operator from a `[1, h, w, 1]` int8 input to `out`.
+fn one_op(kind: OpKind, input: [usize; 4], zero_point: i32, out: [usize; 4], params: &[i32]) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let x = w.activation("x", DType::I8, &input, Quant { scale: 0.5, zero_point });
+    let y = w.activation("y", DType::I8, &out, Quant { scale: 0.5, zero_point: 0 });
+    w.op(kind, &[x], &[y], params);
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    w.finish().expect("a valid model")
+}
+
+/// Loads `file`, sets its input to `value` everywhere and runs it; returns
+/// the output. Fails the test on a panic.
+fn run_filled(file: &[u8], value: i8, what: &str) -> Vec<i8> {
+    let file = AlignedBytes::copy_of(file);
+    let model = Model::from_bytes(&file).unwrap();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut session = Session::new(&model).unwrap();
+        let n = model.inputs().next().unwrap().shape.elements();
+        session.set_input_i8(0, &vec![value; n]).unwrap();
+        session.run();
+        session.output_i8(0).unwrap().to_vec()
+    }));
+    result.unwrap_or_else(|_| panic!("{what}: a valid model panicked when run"))
+}
+
+#[test]
+fn extreme_but_valid_models_run() {
+    // An average over 2902 x 2902 values of 255 (127 with zero point -128)
+    // overflows an i32 sum.
+    let pool = kiln_runtime::ops::Pool { kernel: [2902; 2], stride: [1; 2], pad: [0; 4], count_include_pad: false };
+    let b = one_op(OpKind::AvgPool, [1, 2902, 2902, 1], -128, [1, 1, 1, 1], &pool.words());
+    run_filled(&b, 127, "AvgPool over 2902 x 2902");
+
+    // Nearest resize of 2^25 + 4 rows: the last source row, in f32, rounds
+    // up past the input.
+    use kiln_runtime::ops::{CoordTransform, NearestMode, Resize, ResizeMode};
+    let h = (1 << 25) + 4;
+    for mode in [ResizeMode::Nearest(NearestMode::Floor), ResizeMode::Bilinear] {
+        let p = Resize { mode, coord: CoordTransform::Asymmetric, scale: [1.0, 1.0] };
+        let b = one_op(OpKind::Resize, [1, h, 1, 1], 0, [1, h, 1, 1], &p.words());
+        let y = run_filled(&b, 3, &format!("{mode:?} resize of {h} rows"));
+        assert!(y.iter().all(|&v| v == 3), "{mode:?} resize with scale 1 changed values");
+    }
+}
