@@ -67,6 +67,23 @@ pub fn conv(
 /// fused PRelu, 1x1 conv, residual add, average pool, global average pool,
 /// reshape, fully connected, L2 normalization. Input [1,16,16,3].
 pub fn small_net(seed: u64) -> Vec<u8> {
+    let (mut w, activations) = small_net_writer(seed);
+    w.outputs(&activations[activations.len() - 1..]);
+    w.finish().expect("the small net is valid")
+}
+
+/// [`small_net`] with every activation an operator writes (not only the
+/// embedding) as a graph output, in execution order: golden tests compare all
+/// of them, so that a difference is pinned to the operator that made it.
+pub fn small_net_tapped(seed: u64) -> Vec<u8> {
+    let (mut w, activations) = small_net_writer(seed);
+    w.outputs(&activations);
+    w.finish().expect("the tapped small net is valid")
+}
+
+/// The small net's writer, without graph outputs, and the activations its
+/// operators write, in execution order.
+fn small_net_writer(seed: u64) -> (ModelWriter, Vec<TensorId>) {
     let mut rng = Rng(seed);
     let mut w = ModelWriter::new();
     let x = w.activation("image", DType::I8, &[1, 16, 16, 3], q(1.0, -128));
@@ -91,6 +108,5 @@ pub fn small_net(seed: u64) -> Vec<u8> {
     let emb = w.activation("embedding", DType::I8, &[1, 8], q(1.0 / 128.0, 0));
     w.op(OpKind::L2Norm, &[fc], &[emb], &[]);
     w.inputs(&[x]);
-    w.outputs(&[emb]);
-    w.finish().expect("the small net is valid")
+    (w, vec![c1, dw, pw, sum, pooled, gap, flat, fc, emb])
 }
