@@ -175,10 +175,13 @@ impl TensorDesc {
         if !(lo..=hi).contains(&quant.zero_point) {
             malformed!("tensor {index}: zero point {} is outside {lo}..={hi} for {dtype:?}", quant.zero_point);
         }
-        let offset = to_usize(r.u64()?);
-        let len = to_usize(r.u64()?);
+        let offset = r.u64()?;
+        let len = r.u64()?;
         r.reserved(8)?;
-        let expected = shape.checked_elements().and_then(|n| n.checked_mul(dtype.size()));
+        // In u64, not usize: on a 32-bit target a length that does not fit
+        // usize must still be compared as written in the file, not saturated.
+        let elements = shape.dims().iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        let expected = elements.and_then(|n| n.checked_mul(dtype.size() as u64));
         if expected != Some(len) {
             malformed!(
                 "tensor {index}: byte length {len} does not match shape {:?} of {dtype:?} \
@@ -186,6 +189,13 @@ impl TensorDesc {
                 shape.dims()
             );
         }
+        let (Ok(offset), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
+            let place = if storage == Storage::Arena { "arena" } else { "weights section" };
+            malformed!(
+                "tensor {index}: {len} bytes at {offset} lie outside the {place}, past what this {}-bit target can address",
+                usize::BITS
+            );
+        };
         if offset % ALIGN != 0 {
             malformed!("tensor {index}: offset {offset} is not a multiple of {ALIGN}");
         }
