@@ -1,2 +1,26 @@
 //! kiln's converter: turns an ONNX model into an int8 `.kiln` file.
+//!
+//! The pipeline, one module per stage:
+//! [`import`] (ONNX through tract-onnx) → [`lower`] (kiln's NHWC [`ir`]) →
+//! [`passes`] (folding and fusion); [`reference`] runs the float model with
+//! tract on inputs read by [`input`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod import;
+pub mod input;
+pub mod ir;
+pub mod lower;
+pub mod passes;
+pub mod reference;
+
+use std::path::Path;
+
+/// Loads an ONNX model and lowers it to kiln's optimised IR: the imported
+/// model (kept because it is the float reference) and the IR graph.
+pub fn load_ir(path: &Path) -> anyhow::Result<(import::OnnxModel, ir::Graph)> {
+    let model = import::OnnxModel::load(path)?;
+    let mut graph = lower::lower(&model)?;
+    passes::optimize(&mut graph)?;
+    Ok((model, graph))
+}

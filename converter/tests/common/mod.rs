@@ -1,0 +1,51 @@
+//! Where the tests find real models and faces. Missing data fails the test
+//! with the command that obtains it: a test that silently skips proves nothing.
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A model from `$KILN_MODELS` (default `models/cache` at the workspace root).
+pub fn model(name: &str) -> PathBuf {
+    let dir =
+        std::env::var_os("KILN_MODELS").map_or_else(|| root().join("models/cache"), PathBuf::from);
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `models/fetch` at the workspace root first",
+        path.display()
+    );
+    path
+}
+
+/// The SFace face-recognition model.
+pub fn sface() -> PathBuf {
+    model("face_recognition_sface_2021dec.onnx")
+}
+
+/// Aligned 112x112 face crops from `$KILN_FACES` (default
+/// `../shared/data/faces112` beside the workspace).
+pub fn faces() -> PathBuf {
+    let dir = std::env::var_os("KILN_FACES")
+        .map_or_else(|| root().join("../shared/data/faces112"), PathBuf::from);
+    assert!(
+        dir.is_dir(),
+        "face crops not found at {}: set KILN_FACES to a folder of 112x112 face PNGs",
+        dir.display()
+    );
+    dir
+}
+
+/// Cosine similarity.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
