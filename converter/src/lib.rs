@@ -2,11 +2,12 @@
 //!
 //! The pipeline, one module per stage:
 //! [`import`] (ONNX through tract-onnx) → [`lower`] (kiln's NHWC [`ir`]) →
-//! [`passes`] (folding and fusion); [`reference`] runs the float model with
-//! tract on inputs read by [`input`].
+//! [`passes`] (folding and fusion) → [`calibrate`] (activation ranges from the
+//! float model run by tract in [`reference`], on inputs read by [`input`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod import;
 pub mod input;
 pub mod ir;

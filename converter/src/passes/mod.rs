@@ -6,6 +6,7 @@ mod activation;
 mod flatten_fc;
 mod input_affine;
 mod scale_shift;
+mod transpose;
 
 use anyhow::Result;
 
@@ -23,6 +24,7 @@ pub fn optimize(graph: &mut Graph) -> Result<()> {
     activation::fuse(graph);
     flatten_fc::fold_layout_transpose(graph);
     scale_shift::fold_into_flatten_fc(graph);
+    transpose::compose(graph);
     ir::infer_shapes(graph)?;
     log::info!("passes: {before} → {} IR nodes", graph.nodes.len());
     Ok(())

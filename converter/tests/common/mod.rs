@@ -1,5 +1,7 @@
 //! Where the tests find real models and faces. Missing data fails the test
 //! with the command that obtains it: a test that silently skips proves nothing.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
