@@ -299,6 +299,24 @@ impl Graph {
         (0..self.nodes.len()).find_map(|n| pick(self, n).map(|p| (n, p)))
     }
 
+    /// Drops the tensors that passes left dead and renumbers the rest in id
+    /// order, so that later stages (calibration, planning, writing) see only
+    /// tensors that exist at run time.
+    pub fn compact(&mut self) {
+        let live = self.live_tensors();
+        let mut new_id = vec![usize::MAX; self.tensors.len()];
+        for (new, &old) in live.iter().enumerate() {
+            new_id[old] = new;
+        }
+        self.tensors = live.iter().map(|&t| self.tensors[t].clone()).collect();
+        for node in &mut self.nodes {
+            node.output = new_id[node.output];
+            node.inputs.iter_mut().for_each(|i| *i = new_id[*i]);
+        }
+        self.input = new_id[self.input];
+        self.outputs.iter_mut().for_each(|o| *o = new_id[*o]);
+    }
+
     /// Tensors that the graph still reads or writes, in id order.
     pub fn live_tensors(&self) -> Vec<TensorId> {
         let mut live = vec![false; self.tensors.len()];

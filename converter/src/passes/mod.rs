@@ -25,6 +25,7 @@ pub fn optimize(graph: &mut Graph) -> Result<()> {
     flatten_fc::fold_layout_transpose(graph);
     scale_shift::fold_into_flatten_fc(graph);
     transpose::compose(graph);
+    graph.compact();
     ir::infer_shapes(graph)?;
     log::info!("passes: {before} → {} IR nodes", graph.nodes.len());
     Ok(())
