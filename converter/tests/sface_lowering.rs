@@ -40,7 +40,11 @@ fn ir_matches_tract_on_real_faces() {
         "every PRelu fuses into its conv"
     );
     assert_eq!(count("Reshape"), 1);
-    assert_eq!(graph.tensors.len(), graph.nodes.len() + 1, "dead tensors compacted away");
+    assert_eq!(
+        graph.tensors.len(),
+        graph.nodes.len() + 1,
+        "dead tensors compacted away"
+    );
     assert_eq!(
         graph.nodes.len(),
         29,

@@ -185,6 +185,9 @@ pub enum Op {
     Resize {
         /// Output `[h, w]`.
         size: [usize; 2],
+        /// ONNX scales along H and W (given, or output / input size): the
+        /// coordinate transformation uses them, not the rounded sizes.
+        scales: [f32; 2],
         /// Bilinear (`true`) or nearest (`false`).
         linear: bool,
         /// ONNX `coordinate_transformation_mode`, e.g. `asymmetric`.

@@ -89,13 +89,20 @@ pub(super) fn conv(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     Ok(())
 }
 
-/// Gemm `alpha * A * B' + beta * C` with constant B and C, A not transposed.
+/// Gemm `alpha * A' * B' + beta * C` with constant B and C (A' by an
+/// explicit transpose when `transA` is set).
 pub(super) fn gemm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
-    ensure!(
-        node.get_attr_opt::<i64>("transA")?.unwrap_or(0) == 0,
-        "transA=1 is not supported"
-    );
-    let x = cx.activation(&node.input[0])?;
+    let mut x = cx.activation(&node.input[0])?;
+    if node.get_attr_opt::<i64>("transA")?.unwrap_or(0) == 1 {
+        let rank = cx.shape(x).len();
+        ensure!(rank == 2, "transA=1 on a rank-{rank} input");
+        x = cx.push(
+            &node.name,
+            Op::Transpose { perm: vec![1, 0] },
+            vec![x],
+            None,
+        )?;
+    }
     let b = cx.constant(&node.input[1])?;
     let &[r, c] = &b.shape[..] else {
         bail!("B of shape {:?} is not a matrix", &b.shape[..])
@@ -182,7 +189,8 @@ pub(super) fn batch_norm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
 }
 
 /// MaxPool and AveragePool. `ceil_mode` becomes extra bottom/right padding,
-/// which neither max pooling nor an average that excludes padding can see.
+/// which neither max pooling nor an average that excludes padding can see
+/// (an average that counts padding would, so that case is refused).
 pub(super) fn pool(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let x = cx.activation(&node.input[0])?;
     let kernel = match node.get_attr_vec::<usize>("kernel_shape")?.as_slice() {
@@ -203,8 +211,15 @@ pub(super) fn pool(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
             "ceil_mode with count_include_pad is not supported"
         );
         for a in 0..2 {
-            let span = shape[1 + a] + pads[a] + pads[a + 2] - kernel[a];
-            pads[a + 2] += span.next_multiple_of(stride[a]) - span;
+            let (size, begin) = (shape[1 + a], pads[a]);
+            let span = size + begin + pads[a + 2] - kernel[a];
+            let mut out = span.div_ceil(stride[a]) + 1;
+            // As in ONNX and PyTorch, a last window that would start in the
+            // end padding is dropped.
+            if (out - 1) * stride[a] >= size + begin {
+                out -= 1;
+            }
+            pads[a + 2] += ((out - 1) * stride[a]).saturating_sub(span);
         }
     }
     let window = Window {

@@ -174,20 +174,28 @@ pub(super) fn resize(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     );
     let legacy = node.op_type == "Upsample" || node.input.len() == 2;
     let (scales_ix, sizes_ix) = if legacy { (1, 3) } else { (2, 3) };
-    let size = if let Some(sizes) = cx.constant_ints(node, sizes_ix)?.filter(|s| !s.is_empty()) {
-        sizes.iter().map(|&s| s as usize).collect::<Vec<_>>()
-    } else {
-        let name = node.input.get(scales_ix).filter(|s| !s.is_empty());
-        let Some(name) = name else {
-            bail!("Resize needs scales or sizes")
+    let (size, scales): (Vec<usize>, Vec<f32>) =
+        if let Some(sizes) = cx.constant_ints(node, sizes_ix)?.filter(|s| !s.is_empty()) {
+            let size: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
+            let scales = size
+                .iter()
+                .zip(&input)
+                .map(|(&o, &i)| o as f32 / i as f32)
+                .collect();
+            (size, scales)
+        } else {
+            let name = node.input.get(scales_ix).filter(|s| !s.is_empty());
+            let Some(name) = name else {
+                bail!("Resize needs scales or sizes")
+            };
+            let scales = cx.constant(name)?.values;
+            let size = input
+                .iter()
+                .zip(&scales)
+                .map(|(&d, &s)| (d as f32 * s).floor() as usize)
+                .collect();
+            (size, scales)
         };
-        let scales = cx.constant(name)?.values;
-        input
-            .iter()
-            .zip(&scales)
-            .map(|(&d, &s)| (d as f32 * s).floor() as usize)
-            .collect()
-    };
     ensure!(
         size.len() == 4 && size[..2] == input[..2],
         "Resize may scale H and W only, not {input:?} to {size:?}"
@@ -212,6 +220,7 @@ pub(super) fn resize(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     };
     let op = Op::Resize {
         size: [size[2], size[3]],
+        scales: [scales[2], scales[3]],
         linear,
         coordinate_mode,
         nearest_mode,

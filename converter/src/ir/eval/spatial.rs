@@ -95,10 +95,11 @@ pub(super) fn pool_or_resize(op: &Op, x: &[f32], shape: &[usize], out_shape: &[u
                             linear,
                             coordinate_mode,
                             nearest_mode,
+                            scales,
                             ..
                         } => {
-                            let sy = source(coordinate_mode, y, h, oh);
-                            let sx = source(coordinate_mode, xo, w, ow);
+                            let sy = source(coordinate_mode, y, h, scales[0]);
+                            let sx = source(coordinate_mode, xo, w, scales[1]);
                             if *linear {
                                 bilinear(sy, sx, h, w, |a, b| at(a, b, ch))
                             } else {
@@ -135,15 +136,17 @@ fn window_cells(win: &Window, y: usize, x: usize, h: usize, w: usize) -> Vec<(us
     cells
 }
 
-/// ONNX Resize's coordinate transformation: source coordinate of output `o`.
-fn source(mode: &str, o: usize, input: usize, output: usize) -> f32 {
-    let scale = output as f32 / input as f32;
+/// ONNX Resize's coordinate transformation: source coordinate of output `o`
+/// along an axis of `input` cells scaled by `scale`. The spec's resized
+/// length is `input * scale`, unrounded.
+fn source(mode: &str, o: usize, input: usize, scale: f32) -> f32 {
+    let resized = input as f32 * scale;
     let o = o as f32;
     match mode {
         "asymmetric" => o / scale,
-        "align_corners" if output > 1 => o * (input - 1) as f32 / (output - 1) as f32,
+        "align_corners" if resized > 1.0 => o * (input - 1) as f32 / (resized - 1.0),
         "align_corners" => 0.0,
-        "pytorch_half_pixel" if output == 1 => 0.0,
+        "pytorch_half_pixel" if resized <= 1.0 => 0.0,
         "tf_half_pixel_for_nn" => (o + 0.5) / scale,
         // half_pixel, the ONNX default, and pytorch_half_pixel otherwise.
         _ => (o + 0.5) / scale - 0.5,
