@@ -58,13 +58,14 @@ impl Reference {
     /// Plans `model` to return every ONNX tensor that an IR tensor of
     /// `graph` holds, except the input.
     pub fn for_graph(model: &OnnxModel, graph: &Graph) -> Result<Self> {
-        let mut names: Vec<String> = graph
+        let mut seen = std::collections::HashSet::new();
+        let names: Vec<String> = graph
             .live_tensors()
             .into_iter()
             .filter(|&t| t != graph.input)
             .filter_map(|t| graph.tensors[t].onnx_name.clone())
+            .filter(|n| seen.insert(n.clone()))
             .collect();
-        names.dedup();
         Self::new(model, &names)
     }
 

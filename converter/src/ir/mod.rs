@@ -255,11 +255,6 @@ impl Graph {
             .collect()
     }
 
-    /// Index of the node that writes `t` (none for the graph input).
-    pub fn producer(&self, t: TensorId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.output == t)
-    }
-
     /// Whether `t` is read by exactly one node and is not a graph output:
     /// the condition for fusing its producer with that consumer.
     pub fn has_single_use(&self, t: TensorId) -> bool {

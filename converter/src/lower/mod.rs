@@ -40,7 +40,13 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(11, |o| o.version);
     for node in &model.graph().node {
-        cx.lower_node(node, opset)
+        // Names are optional in ONNX; messages and IR nodes then use the
+        // node's first output, as tract does.
+        let mut node = node.clone();
+        if node.name.is_empty() {
+            node.name = node.output.first().cloned().unwrap_or_default();
+        }
+        cx.lower_node(&node, opset)
             .with_context(|| format!("lowering ONNX node `{}` ({})", node.name, node.op_type))?;
     }
     for output in &model.graph().output {
