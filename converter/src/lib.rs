@@ -3,9 +3,12 @@
 //! The pipeline, one module per stage:
 //! [`import`] (ONNX through tract-onnx) → [`lower`] (kiln's NHWC [`ir`]) →
 //! [`passes`] (folding and fusion) → [`calibrate`] (activation ranges from the
-//! float model run by tract in [`reference`], on inputs read by [`input`]).
+//! float model run by tract in [`reference`], on inputs read by [`input`]) →
+//! [`quantize`] (int8, with the arena laid out by [`plan`]) → `.kiln` bytes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// The workspace lint guards the no_std runtime; this is a std host tool.
+#![allow(clippy::std_instead_of_core)]
 
 pub mod calibrate;
 pub mod import;
@@ -13,6 +16,8 @@ pub mod input;
 pub mod ir;
 pub mod lower;
 pub mod passes;
+pub mod plan;
+pub mod quantize;
 pub mod reference;
 
 use std::path::Path;

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use image::imageops::FilterType;
 
+use crate::calibrate::Range;
+
 /// How an image becomes the model's input: `(pixel - mean[c]) * scale` per
 /// channel, in RGB or BGR order. The defaults feed raw RGB pixels 0..255,
 /// which suits models whose normalisation is in the graph (SFace).
@@ -25,6 +27,14 @@ impl Default for ImageOptions {
             mean: [0.0; 3],
             scale: 1.0,
         }
+    }
+}
+
+impl ImageOptions {
+    /// The values a preprocessed pixel can take: the input's domain.
+    pub fn value_range(&self) -> Range {
+        let ends = self.mean.iter().flat_map(|m| [(0.0 - m) * self.scale, (255.0 - m) * self.scale]);
+        ends.fold(Range { min: f32::INFINITY, max: f32::NEG_INFINITY }, |r, v| Range { min: r.min.min(v), max: r.max.max(v) })
     }
 }
 
