@@ -6,6 +6,8 @@
 //! float model run by tract in [`reference`], on inputs read by [`input`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// The workspace lint guards the no_std runtime; this is a std host tool.
+#![allow(clippy::std_instead_of_core)]
 
 pub mod calibrate;
 pub mod import;
@@ -13,6 +15,7 @@ pub mod input;
 pub mod ir;
 pub mod lower;
 pub mod passes;
+pub mod plan;
 pub mod reference;
 
 use std::path::Path;

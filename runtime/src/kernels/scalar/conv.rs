@@ -1,0 +1,65 @@
+//! Convolution and fully connected layers.
+
+use crate::kernels::{QIn, QOut, Requant};
+use crate::ops::Conv2d;
+
+/// Convolution of NHWC `x` with OHWI weights `w` (zero point 0):
+/// for every output element, `acc = bias[o] + Σ (x - x.zero_point) * w` over
+/// the window (wrapping i32 arithmetic; padded positions contribute nothing),
+/// then `requant.apply(acc, o)`.
+pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+    let [n, h, width, c] = x.shape.nhwc();
+    let [o, kh, kw, group_in] = w.shape.nhwc();
+    let [_, oh, ow, _] = y.shape.nhwc();
+    let group_out = o / p.groups;
+    let [top, left, ..] = p.pad;
+    let zx = x.quant.zero_point;
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let out = &mut y.data[((b * oh + oy) * ow + ox) * o..][..o];
+                for (oc, out) in out.iter_mut().enumerate() {
+                    let first_in = oc / group_out * group_in;
+                    let mut acc = bias[oc];
+                    for ky in 0..kh {
+                        let Some(iy) = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(top).filter(|&iy| iy < h)
+                        else {
+                            continue;
+                        };
+                        for kx in 0..kw {
+                            let Some(ix) =
+                                (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(left).filter(|&ix| ix < width)
+                            else {
+                                continue;
+                            };
+                            let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
+                            let ws = &w.data[((oc * kh + ky) * kw + kx) * group_in..][..group_in];
+                            acc = dot(acc, xs, zx, ws);
+                        }
+                    }
+                    *out = requant.apply(acc, oc);
+                }
+            }
+        }
+    }
+}
+
+/// Fully connected layer: `x` [N,K], weights [O,K]; as [`conv2d`] with a
+/// 1x1 window.
+pub fn fully_connected(x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+    let [n, k, ..] = x.shape.nhwc();
+    let [o, ..] = w.shape.nhwc();
+    for b in 0..n {
+        let xs = &x.data[b * k..][..k];
+        for (oc, out) in y.data[b * o..][..o].iter_mut().enumerate() {
+            let acc = dot(bias[oc], xs, x.quant.zero_point, &w.data[oc * k..][..k]);
+            *out = requant.apply(acc, oc);
+        }
+    }
+}
+
+/// `acc + Σ (x - zx) * w`, wrapping.
+#[inline(always)]
+fn dot(acc: i32, x: &[i8], zx: i32, w: &[i8]) -> i32 {
+    x.iter().zip(w).fold(acc, |acc, (&x, &w)| acc.wrapping_add((i32::from(x) - zx) * i32::from(w)))
+}

@@ -1,0 +1,52 @@
+//! Operators that move bytes without arithmetic.
+
+use crate::kernels::{QIn, QOut};
+
+/// `y[i0, i1, i2, i3] = x[i_perm[0], ...]`: `y.dims[k] = x.dims[perm[k]]`.
+pub fn transpose(x: QIn<'_>, perm: &[usize], y: QOut<'_>) {
+    let rank = x.shape.rank();
+    let xd = x.shape.nhwc();
+    let mut xstride = [0usize; 4];
+    let mut step = 1;
+    for i in (0..rank).rev() {
+        xstride[i] = step;
+        step *= xd[i];
+    }
+    // Stride in x of each output dimension.
+    let mut s = [0usize; 4];
+    for (k, &p) in perm.iter().enumerate() {
+        s[k] = xstride[p];
+    }
+    let yd = y.shape.nhwc();
+    let mut out = 0;
+    for i0 in 0..yd[0] {
+        for i1 in 0..yd[1] {
+            for i2 in 0..yd[2] {
+                for i3 in 0..yd[3] {
+                    y.data[out] = x.data[i0 * s[0] + i1 * s[1] + i2 * s[2] + i3 * s[3]];
+                    out += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Pads with `value`: `x` lands at offset `before`.
+pub fn pad(x: QIn<'_>, before: &[usize], value: i8, y: QOut<'_>) {
+    y.data.fill(value);
+    let xd = x.shape.nhwc();
+    let yd = y.shape.nhwc();
+    let mut at = [0usize; 4];
+    at[..before.len()].copy_from_slice(before);
+    let row = xd[3];
+    let mut src = 0;
+    for i0 in 0..xd[0] {
+        for i1 in 0..xd[1] {
+            for i2 in 0..xd[2] {
+                let dst = (((i0 + at[0]) * yd[1] + i1 + at[1]) * yd[2] + i2 + at[2]) * yd[3] + at[3];
+                y.data[dst..dst + row].copy_from_slice(&x.data[src..src + row]);
+                src += row;
+            }
+        }
+    }
+}

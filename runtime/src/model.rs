@@ -1,0 +1,464 @@
+//! A loaded, validated model: the file's bytes (borrowed or memory-mapped)
+//! and the small tables decoded from them.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::{malformed, Error};
+use crate::format::{self, section, tensor::to_usize, DType, Quant, Reader, Shape, Storage, TensorDesc};
+use crate::ops::{self, check::Site, Node, Op, OpKind};
+
+/// An absent optional operator input, in [`Model`]'s index pool.
+pub(crate) const ABSENT: usize = usize::MAX;
+
+enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    #[cfg(feature = "std")]
+    Mapped(memmap2::Mmap),
+}
+
+impl Bytes<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Borrowed(b) => b,
+            #[cfg(feature = "std")]
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// What tensor records are checked against.
+struct Bounds<'f> {
+    arena: usize,
+    weights: usize,
+    names: &'f str,
+}
+
+/// A `.kiln` model, validated once when it is loaded.
+pub struct Model<'a> {
+    bytes: Bytes<'a>,
+    weights: Range<usize>,
+    strings: Range<usize>,
+    tensors: Vec<TensorDesc>,
+    nodes: Vec<Node>,
+    /// Input tensor indices of all nodes, [`ABSENT`] for an absent optional one.
+    node_inputs: Vec<usize>,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    arena_size: usize,
+}
+
+/// What [`Model::info`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Format version of the file.
+    pub version: (u16, u16),
+    /// Number of operators.
+    pub ops: usize,
+    /// Number of tensors (activations and constants).
+    pub tensors: usize,
+    /// Bytes of the one buffer all activations live in.
+    pub arena_bytes: usize,
+    /// Sum of all activation sizes: what the arena would be without reuse.
+    pub activation_bytes: usize,
+    /// Bytes of constant tensors (weights, biases, multipliers, tables).
+    pub weight_bytes: usize,
+    /// Size of the file.
+    pub file_bytes: usize,
+}
+
+/// Shape, type and quantization of one tensor, as the caller sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorInfo<'m> {
+    /// The tensor's name (from the source model).
+    pub name: &'m str,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (NHWC for images).
+    pub shape: Shape,
+    /// Quantization parameters.
+    pub quant: Quant,
+    /// Whether it is a constant stored in the file (else an activation).
+    pub constant: bool,
+}
+
+impl Model<'static> {
+    /// Memory-maps and validates a file. The weights stay in the map: they
+    /// are never copied to the heap.
+    #[cfg(feature = "std")]
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and private to this process; kiln
+        // validates the bytes once and then trusts them, so a file changed on
+        // disk while mapped breaks that assumption — as it would for any
+        // memory-mapped model (tract, TFLite). Users must not rewrite a model
+        // file in place while it is loaded.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(Bytes::Mapped(map))
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Validates a model held in memory, borrowing it. The bytes must start
+    /// on a 64-byte boundary: see [`format::Aligned`] and
+    /// [`format::AlignedBytes`].
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse(Bytes::Borrowed(bytes))
+    }
+
+    fn parse(bytes: Bytes<'a>) -> Result<Self, Error> {
+        let file = bytes.as_slice();
+        let remainder = file.as_ptr() as usize % format::ALIGN;
+        if remainder != 0 {
+            return Err(Error::Misaligned { required: format::ALIGN, remainder });
+        }
+        let (arena_size, [strings, tensors, graph, ops, weights]) = read_header(file)?;
+        let Ok(names) = core::str::from_utf8(&file[strings.clone()]) else {
+            malformed!("the strings section is not UTF-8");
+        };
+        let bounds = Bounds { arena: arena_size, weights: weights.len(), names };
+        let tensors = read_tensors(&file[tensors], &bounds)?;
+        // A session allocates the whole arena: a header that claims more than
+        // the activations span would make a small file ask for any amount of
+        // memory (and abort on allocation failure), and no buffer can hold
+        // more than isize::MAX bytes.
+        let extent = tensors.iter().filter(|t| t.storage == Storage::Arena).map(|t| t.offset + t.len).max();
+        let needed = extent.unwrap_or(0).checked_next_multiple_of(format::ALIGN).unwrap_or(usize::MAX);
+        if arena_size > needed {
+            malformed!(
+                "the header's arena of {arena_size} bytes is larger than the {needed} bytes the activations span"
+            );
+        }
+        if arena_size > isize::MAX as usize {
+            malformed!("the arena of {arena_size} bytes is larger than any buffer can be");
+        }
+        let (inputs, outputs) = read_graph(&file[graph], tensors.len())?;
+        let (nodes, node_inputs) = read_ops(&file[ops], &tensors)?;
+        let model = Model { bytes, weights, strings, tensors, nodes, node_inputs, inputs, outputs, arena_size };
+        check_plan(&model)?;
+        Ok(model)
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    /// Bytes of the one buffer that a [`crate::Session`] needs.
+    pub fn arena_size(&self) -> usize {
+        self.arena_size
+    }
+
+    /// Sizes and counts, for reports and `kiln inspect`.
+    pub fn info(&self) -> ModelInfo {
+        let sum = |storage| self.tensors.iter().filter(|t| t.storage == storage).map(|t| t.len).sum();
+        let file = self.bytes();
+        ModelInfo {
+            version: (u16::from_le_bytes([file[8], file[9]]), u16::from_le_bytes([file[10], file[11]])),
+            ops: self.nodes.len(),
+            tensors: self.tensors.len(),
+            arena_bytes: self.arena_size,
+            activation_bytes: sum(Storage::Arena),
+            weight_bytes: sum(Storage::Constant),
+            file_bytes: file.len(),
+        }
+    }
+
+    /// The graph inputs.
+    pub fn inputs(&self) -> impl ExactSizeIterator<Item = TensorInfo<'_>> {
+        self.inputs.iter().map(|&t| self.tensor_info(t))
+    }
+
+    /// The graph outputs.
+    pub fn outputs(&self) -> impl ExactSizeIterator<Item = TensorInfo<'_>> {
+        self.outputs.iter().map(|&t| self.tensor_info(t))
+    }
+
+    /// The operators in execution order: kind, input tensors (absent
+    /// optional ones skipped) and output tensor, for listings.
+    pub fn ops(&self) -> impl ExactSizeIterator<Item = (OpKind, Vec<TensorInfo<'_>>, TensorInfo<'_>)> {
+        self.nodes.iter().map(|n| {
+            let inputs = self.node_inputs(n).iter().filter(|&&t| t != ABSENT).map(|&t| self.tensor_info(t)).collect();
+            (n.kind, inputs, self.tensor_info(n.output))
+        })
+    }
+
+    fn tensor_info(&self, t: usize) -> TensorInfo<'_> {
+        let desc = &self.tensors[t];
+        let (at, len) = desc.name;
+        // Checked at load: the strings are UTF-8 and every name lies on
+        // character boundaries inside them.
+        let name = core::str::from_utf8(&self.bytes()[self.strings.clone()]).map_or("", |s| &s[at..at + len]);
+        TensorInfo {
+            name,
+            dtype: desc.dtype,
+            shape: desc.shape,
+            quant: desc.quant,
+            constant: desc.storage == Storage::Constant,
+        }
+    }
+
+    pub(crate) fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub(crate) fn node_inputs(&self, node: &Node) -> &[usize] {
+        &self.node_inputs[node.inputs.0..node.inputs.1]
+    }
+
+    pub(crate) fn tensor(&self, t: usize) -> &TensorDesc {
+        &self.tensors[t]
+    }
+
+    pub(crate) fn input_ids(&self) -> &[usize] {
+        &self.inputs
+    }
+
+    pub(crate) fn output_ids(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    /// The bytes of a constant tensor.
+    pub(crate) fn constant(&self, t: &TensorDesc) -> &[u8] {
+        &self.bytes()[self.weights.clone()][t.range()]
+    }
+}
+
+impl core::fmt::Debug for Model<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Model").field("info", &self.info()).finish()
+    }
+}
+
+/// Checks the header, the checksum and the section table; returns the arena
+/// size and the byte ranges of the sections in [`section::ALL`] order.
+fn read_header(file: &[u8]) -> Result<(usize, [Range<usize>; 5]), Error> {
+    if file.len() < format::MAGIC.len() || file[..format::MAGIC.len()] != format::MAGIC {
+        return Err(Error::NotKiln);
+    }
+    let mut r = Reader::new(file, "header");
+    r.take(format::MAGIC.len())?;
+    let version = (r.u16()?, r.u16()?);
+    if version.0 != format::VERSION_MAJOR || version.1 > format::VERSION_MINOR {
+        return Err(Error::Version { found: version, supported: (format::VERSION_MAJOR, format::VERSION_MINOR) });
+    }
+    let flags = r.u32()?;
+    if flags != 0 {
+        malformed!("unknown header flags {flags:#x}");
+    }
+    let declared = r.u64()?;
+    if declared != file.len() as u64 {
+        malformed!("the header says the file has {declared} bytes, it has {} (truncated or padded?)", file.len());
+    }
+    let stored = r.u32()?;
+    let computed = format::checksum(file);
+    if stored != computed {
+        return Err(Error::Checksum { stored, computed });
+    }
+    let count = r.u32()?;
+    let arena_size = to_usize(r.u64()?);
+    r.reserved(24)?;
+    if count as usize != section::ALL.len() {
+        malformed!("{count} sections, version 1 has exactly {}", section::ALL.len());
+    }
+    let mut found: [Option<Range<usize>>; 5] = Default::default();
+    let mut table = Reader::new(r.rest(), "section table");
+    for _ in 0..count {
+        let kind = table.fourcc()?;
+        table.reserved(4)?;
+        let (offset, len) = (to_usize(table.u64()?), to_usize(table.u64()?));
+        let name = core::str::from_utf8(&kind).unwrap_or("????");
+        let Some(slot) = section::ALL.iter().position(|k| *k == kind) else {
+            malformed!("unknown section kind {kind:?}");
+        };
+        if found[slot].is_some() {
+            malformed!("section {name} appears twice");
+        }
+        let end = offset.checked_add(len).filter(|&end| end <= file.len());
+        let Some(end) = end else {
+            malformed!("section {name} ({len} bytes at {offset}) runs past the end of the file ({} bytes)", file.len());
+        };
+        if offset % format::ALIGN != 0 || offset < format::HEADER_LEN {
+            malformed!("section {name} starts at {offset}, not a multiple of {} past the header", format::ALIGN);
+        }
+        found[slot] = Some(offset..end);
+    }
+    let ranges = found.map(|r| r.unwrap_or(0..0));
+    for (i, a) in ranges.iter().enumerate() {
+        for b in &ranges[i + 1..] {
+            if a.start < b.end && b.start < a.end {
+                malformed!("sections overlap ({a:?} and {b:?})");
+            }
+        }
+    }
+    Ok((arena_size, ranges))
+}
+
+fn read_tensors(bytes: &[u8], bounds: &Bounds<'_>) -> Result<Vec<TensorDesc>, Error> {
+    let mut r = Reader::new(bytes, "tensor table");
+    let count = r.u32()? as usize;
+    r.reserved(4)?;
+    if count > r.rest().len() / format::TENSOR_RECORD_LEN {
+        malformed!("{count} tensors do not fit the {}-byte tensor table", bytes.len());
+    }
+    let mut tensors = Vec::with_capacity(count);
+    for index in 0..count {
+        let t = TensorDesc::read(&mut r, index)?;
+        let (bound, place) = match t.storage {
+            Storage::Arena => (bounds.arena, "arena"),
+            Storage::Constant => (bounds.weights, "weights section"),
+        };
+        if t.offset.checked_add(t.len).is_none_or(|end| end > bound) {
+            malformed!("tensor {index}: {} bytes at {} lie outside the {bound}-byte {place}", t.len, t.offset);
+        }
+        if t.shape.dims().contains(&0) {
+            malformed!("tensor {index}: shape {:?} has an empty dimension", t.shape.dims());
+        }
+        let (at, len) = t.name;
+        if at.checked_add(len).and_then(|end| bounds.names.get(at..end)).is_none() {
+            malformed!("tensor {index}: name lies outside the strings section");
+        }
+        tensors.push(t);
+    }
+    if !r.rest().is_empty() {
+        malformed!("{} stray bytes after the tensor table", r.rest().len());
+    }
+    Ok(tensors)
+}
+
+fn read_graph(bytes: &[u8], tensors: usize) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    let mut r = Reader::new(bytes, "graph section");
+    let (n_in, n_out) = (r.u32()? as usize, r.u32()? as usize);
+    if n_in.saturating_add(n_out) != r.rest().len() / 4 || r.rest().len() % 4 != 0 {
+        malformed!("the graph section lists {n_in} inputs and {n_out} outputs but holds {} bytes", bytes.len());
+    }
+    let mut read = |n: usize, role: &str| -> Result<Vec<usize>, Error> {
+        (0..n)
+            .map(|i| match r.u32()? as usize {
+                t if t < tensors => Ok(t),
+                t => malformed!("graph {role} {i} is tensor {t}, there are {tensors}"),
+            })
+            .collect()
+    };
+    let inputs = read(n_in, "input")?;
+    let outputs = read(n_out, "output")?;
+    if outputs.is_empty() {
+        malformed!("the model has no outputs");
+    }
+    Ok((inputs, outputs))
+}
+
+fn read_ops(bytes: &[u8], tensors: &[TensorDesc]) -> Result<(Vec<Node>, Vec<usize>), Error> {
+    let mut r = Reader::new(bytes, "operator list");
+    let count = r.u32()? as usize;
+    r.reserved(4)?;
+    // Every record is at least 12 bytes: bound the allocation by the bytes.
+    if count > r.rest().len() / 12 {
+        malformed!("{count} operators do not fit the {}-byte operator list", bytes.len());
+    }
+    let mut nodes = Vec::with_capacity(count);
+    let mut pool = Vec::new();
+    let mut param_words = Vec::new();
+    for index in 0..count {
+        let code = r.u16()?;
+        let Some(kind) = OpKind::from_code(code) else {
+            malformed!("operator {index}: unknown kind {code} (from a newer converter?)");
+        };
+        let (n_in, n_out) = (usize::from(r.u8()?), usize::from(r.u8()?));
+        let n_params = usize::from(r.u16()?);
+        r.reserved(2)?;
+        let (min_in, max_in) = ops::arity(kind);
+        if !(min_in..=max_in).contains(&n_in) || n_out != 1 {
+            malformed!("operator {index} ({kind:?}): {n_in} inputs and {n_out} outputs, {min_in} to {max_in} inputs and 1 output expected");
+        }
+        let start = pool.len();
+        for i in 0..n_in {
+            let t = r.u32()?;
+            let optional = i >= min_in;
+            pool.push(match t {
+                format::ABSENT if optional => ABSENT,
+                t if (t as usize) < tensors.len() => t as usize,
+                t => malformed!("operator {index} ({kind:?}): input {i} is tensor {t}, there are {}", tensors.len()),
+            });
+        }
+        let output = r.u32()? as usize;
+        if output >= tensors.len() {
+            malformed!("operator {index} ({kind:?}): output is tensor {output}, there are {}", tensors.len());
+        }
+        param_words.clear();
+        for _ in 0..n_params {
+            param_words.push(r.i32()?);
+        }
+        let op: Op = Op::decode(kind, &param_words, index)?;
+        let inputs: Vec<Option<&TensorDesc>> = pool[start..].iter().map(|&t| tensors.get(t)).collect();
+        ops::check(&op, &Site { index, kind, inputs: &inputs, output: &tensors[output] })?;
+        nodes.push(Node { kind, op, inputs: (start, pool.len()), output });
+    }
+    if !r.rest().is_empty() {
+        malformed!("{} stray bytes after the operator list", r.rest().len());
+    }
+    Ok((nodes, pool))
+}
+
+/// Checks the memory plan: activations are written once, read only after
+/// they are written, and never overwritten while still needed.
+fn check_plan(model: &Model<'_>) -> Result<(), Error> {
+    const UNWRITTEN: usize = usize::MAX;
+    let n = model.tensors.len();
+    // Step at which each tensor is written (0 = before the first operator,
+    // for graph inputs), and the last step that reads it.
+    let mut written = alloc::vec![UNWRITTEN; n];
+    let mut last_read = alloc::vec![0usize; n];
+    for &t in &model.inputs {
+        if model.tensors[t].storage != Storage::Arena {
+            malformed!("graph input tensor {t} is not an activation");
+        }
+        written[t] = 0;
+    }
+    for (i, node) in model.nodes.iter().enumerate() {
+        let step = i + 1;
+        for t in model.node_inputs(node).iter().copied().filter(|&t| t != ABSENT) {
+            let constant = model.tensors[t].storage == Storage::Constant;
+            if !constant && written[t] == UNWRITTEN {
+                malformed!("operator {i} ({:?}) reads tensor {t} before anything writes it", node.kind);
+            }
+            last_read[t] = step;
+        }
+        let out = node.output;
+        if model.tensors[out].storage != Storage::Arena {
+            malformed!("operator {i} ({:?}) writes tensor {out}, which is not an activation", node.kind);
+        }
+        if written[out] != UNWRITTEN {
+            malformed!("tensor {out} is written twice (operator {i} and an earlier one or the graph input)");
+        }
+        written[out] = step;
+    }
+    for &t in &model.outputs {
+        if written[t] == UNWRITTEN {
+            malformed!("graph output tensor {t} is never written");
+        }
+        last_read[t] = usize::MAX;
+    }
+    // When operator `step` writes its output, no other tensor that was
+    // written before and is read at `step` or later may share its bytes.
+    let mut live: Vec<usize> = model.inputs.clone();
+    for (i, node) in model.nodes.iter().enumerate() {
+        let step = i + 1;
+        live.retain(|&t| last_read[t] >= step);
+        let out = &model.tensors[node.output];
+        for &t in &live {
+            let other = &model.tensors[t];
+            if t != node.output && out.offset < other.offset + other.len && other.offset < out.offset + out.len {
+                malformed!(
+                    "memory plan: operator {i} ({:?}) writes tensor {} over tensor {t}, which is still needed",
+                    node.kind,
+                    node.output
+                );
+            }
+        }
+        live.push(node.output);
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Load-time checks of each operator against its tensors: dtypes, storage,
+//! shapes and parameters. What passes here, the kernels can run without
+//! further checks.
+
+use super::{Op, OpKind};
+use crate::error::{malformed, Error};
+use crate::format::{DType, Storage, TensorDesc};
+
+/// What one operator sees: its index and kind (for messages), its inputs
+/// (`None` for an absent optional one) and its output.
+pub(crate) struct Site<'a> {
+    pub index: usize,
+    pub kind: OpKind,
+    pub inputs: &'a [Option<&'a TensorDesc>],
+    pub output: &'a TensorDesc,
+}
+
+impl<'a> Site<'a> {
+    fn fail<T>(&self, what: core::fmt::Arguments<'_>) -> Result<T, Error> {
+        malformed!("operator {} ({:?}): {}", self.index, self.kind, what)
+    }
+
+    fn input(&self, i: usize) -> Result<&'a TensorDesc, Error> {
+        match self.inputs.get(i).copied().flatten() {
+            Some(t) => Ok(t),
+            None => self.fail(format_args!("input {i} is absent but required")),
+        }
+    }
+
+    /// Input `i`, checked to have `dtype`; constants must be stored in the file.
+    fn typed(&self, i: usize, dtype: DType, constant: bool) -> Result<&'a TensorDesc, Error> {
+        let t = self.input(i)?;
+        if t.dtype != dtype {
+            return self.fail(format_args!("input {i} is {:?}, {dtype:?} expected", t.dtype));
+        }
+        if constant && t.storage != Storage::Constant {
+            return self.fail(format_args!("input {i} must be a constant in the file"));
+        }
+        Ok(t)
+    }
+
+    fn output_typed(&self, dtype: DType) -> Result<&'a TensorDesc, Error> {
+        if self.output.dtype != dtype {
+            return self.fail(format_args!("output is {:?}, {dtype:?} expected", self.output.dtype));
+        }
+        Ok(self.output)
+    }
+
+    fn dims(&self, t: &TensorDesc, rank: usize, role: &str) -> Result<[usize; 4], Error> {
+        if t.shape.rank() != rank {
+            return self.fail(format_args!("{role} has rank {}, {rank} expected", t.shape.rank()));
+        }
+        Ok(t.shape.nhwc())
+    }
+
+    fn same_shape(&self, a: &TensorDesc, b: &TensorDesc) -> Result<(), Error> {
+        if a.shape != b.shape {
+            return self.fail(format_args!("shapes {:?} and {:?} differ", a.shape.dims(), b.shape.dims()));
+        }
+        Ok(())
+    }
+
+    fn same_quant(&self, a: &TensorDesc, b: &TensorDesc) -> Result<(), Error> {
+        if a.quant != b.quant {
+            return self.fail(format_args!("input and output quantization differ ({:?}, {:?})", a.quant, b.quant));
+        }
+        Ok(())
+    }
+
+    /// A per-channel constant vector of `len` elements.
+    fn vector(&self, i: usize, dtype: DType, len: usize) -> Result<(), Error> {
+        let t = self.typed(i, dtype, true)?;
+        if t.shape.dims() != [len] {
+            return self.fail(format_args!("input {i} has shape {:?}, [{len}] expected", t.shape.dims()));
+        }
+        Ok(())
+    }
+
+    /// Weights, bias, multiplier and optional negative multiplier of a
+    /// Conv2d or FullyConnected with `outputs` channels.
+    fn affine(&self, outputs: usize) -> Result<(), Error> {
+        if self.input(1)?.quant.zero_point != 0 {
+            return self.fail(format_args!("weights must be symmetric (zero point 0)"));
+        }
+        self.vector(2, DType::I32, outputs)?;
+        self.vector(3, DType::F32, outputs)?;
+        if self.inputs.get(4).copied().flatten().is_some() {
+            self.vector(4, DType::F32, outputs)?;
+        }
+        Ok(())
+    }
+}
+
+/// Output size of a sliding window: `(size + pads - span) / stride + 1`,
+/// where `span` is the dilated window; `None` if the window does not fit.
+fn window_out(size: usize, pads: usize, window: usize, dilation: usize, stride: usize) -> Option<usize> {
+    let span = window.checked_sub(1)?.checked_mul(dilation)?.checked_add(1)?;
+    let padded = size.checked_add(pads)?;
+    Some(padded.checked_sub(span)? / stride + 1)
+}
+
+/// Checks operator `site` as decoded into `op`.
+pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
+    let y = site.output;
+    match *op {
+        Op::Conv2d(p) => {
+            let [n, h, w, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
+            let [o, kh, kw, cg] = site.dims(site.typed(1, DType::I8, true)?, 4, "weights")?;
+            if c % p.groups != 0 || o % p.groups != 0 || cg != c / p.groups {
+                return site.fail(format_args!(
+                    "{c} input and {o} output channels, weights for {cg} per group, {} groups do not fit",
+                    p.groups
+                ));
+            }
+            site.affine(o)?;
+            let [top, left, bottom, right] = p.pad;
+            let oh = window_out(h, top + bottom, kh, p.dilation[0], p.stride[0]);
+            let ow = window_out(w, left + right, kw, p.dilation[1], p.stride[1]);
+            let (Some(oh), Some(ow)) = (oh, ow) else {
+                return site.fail(format_args!("the {kh}x{kw} kernel does not fit the padded {h}x{w} input"));
+            };
+            expect_dims(site, site.output_typed(DType::I8)?, [n, oh, ow, o], 4)
+        }
+        Op::FullyConnected(_) => {
+            let [n, k, ..] = site.dims(site.typed(0, DType::I8, false)?, 2, "input")?;
+            let [o, wk, ..] = site.dims(site.typed(1, DType::I8, true)?, 2, "weights")?;
+            if wk != k {
+                return site.fail(format_args!("input has {k} features, weights expect {wk}"));
+            }
+            site.affine(o)?;
+            expect_dims(site, site.output_typed(DType::I8)?, [n, o, 1, 1], 2)
+        }
+        Op::Add(_) | Op::Mul(_) => {
+            let y = site.output_typed(DType::I8)?;
+            for i in 0..2 {
+                let t = site.typed(i, DType::I8, false)?;
+                let fits = t.shape.rank() <= y.shape.rank()
+                    && t.shape.dims().iter().rev().zip(y.shape.dims().iter().rev()).all(|(&a, &b)| a == b || a == 1);
+                if !fits {
+                    return site.fail(format_args!(
+                        "input {i} of shape {:?} does not broadcast to the output's {:?}",
+                        t.shape.dims(),
+                        y.shape.dims()
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Op::Concat { axis } => {
+            let y = site.output_typed(DType::I8)?;
+            if axis >= y.shape.rank() {
+                return site.fail(format_args!("axis {axis} is past the output's rank {}", y.shape.rank()));
+            }
+            let mut total = 0usize;
+            for i in 0..site.inputs.len() {
+                let t = site.typed(i, DType::I8, false)?;
+                let mut dims = t.shape.nhwc();
+                if t.shape.rank() != y.shape.rank() {
+                    return site.fail(format_args!(
+                        "input {i} has rank {}, the output {}",
+                        t.shape.rank(),
+                        y.shape.rank()
+                    ));
+                }
+                total += dims[axis];
+                dims[axis] = y.shape.nhwc()[axis];
+                if dims != y.shape.nhwc() {
+                    return site.fail(format_args!(
+                        "input {i} of shape {:?} does not fit the output {:?}",
+                        t.shape.dims(),
+                        y.shape.dims()
+                    ));
+                }
+            }
+            if total != y.shape.nhwc()[axis] {
+                return site.fail(format_args!(
+                    "inputs add up to {total} along axis {axis}, the output has {}",
+                    y.shape.nhwc()[axis]
+                ));
+            }
+            Ok(())
+        }
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let x = site.typed(0, DType::I8, false)?;
+            let [n, h, w, c] = site.dims(x, 4, "input")?;
+            if matches!(op, Op::MaxPool(_)) {
+                site.same_quant(x, y)?;
+            }
+            let [top, left, bottom, right] = p.pad;
+            let oh = window_out(h, top + bottom, p.kernel[0], 1, p.stride[0]);
+            let ow = window_out(w, left + right, p.kernel[1], 1, p.stride[1]);
+            let (Some(oh), Some(ow)) = (oh, ow) else {
+                return site.fail(format_args!("the {:?} window does not fit the padded {h}x{w} input", p.kernel));
+            };
+            expect_dims(site, site.output_typed(DType::I8)?, [n, oh, ow, c], 4)
+        }
+        Op::GlobalAvgPool => {
+            let [n, _, _, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
+            expect_dims(site, site.output_typed(DType::I8)?, [n, 1, 1, c], 4)
+        }
+        Op::PRelu => {
+            let x = site.typed(0, DType::I8, false)?;
+            let channels = x.shape.dims().last().copied().unwrap_or(1);
+            site.vector(1, DType::F32, channels)?;
+            site.same_shape(x, site.output_typed(DType::I8)?)
+        }
+        Op::Lut => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.vector(1, DType::I8, 256)?;
+            site.same_shape(x, site.output_typed(DType::I8)?)
+        }
+        Op::Softmax => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.vector(1, DType::F32, 256)?;
+            site.same_shape(x, site.output_typed(DType::I8)?)
+        }
+        Op::L2Norm | Op::Clamp(_) => {
+            let x = site.typed(0, DType::I8, false)?;
+            if matches!(op, Op::Clamp(_)) {
+                site.same_quant(x, y)?;
+            }
+            site.same_shape(x, site.output_typed(DType::I8)?)
+        }
+        Op::Reshape => {
+            let x = site.input(0)?;
+            site.output_typed(x.dtype)?;
+            site.same_quant(x, y)?;
+            if x.shape.elements() != y.shape.elements() {
+                return site.fail(format_args!(
+                    "reshape from {:?} to {:?} changes the element count",
+                    x.shape.dims(),
+                    y.shape.dims()
+                ));
+            }
+            Ok(())
+        }
+        Op::Transpose { perm, axes } => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.same_quant(x, y)?;
+            let rank = x.shape.rank();
+            let mut seen = [false; 4];
+            for &a in &perm[..axes] {
+                if a >= rank || core::mem::replace(&mut seen[a], true) {
+                    return site.fail(format_args!("{:?} is not a permutation of {rank} axes", &perm[..axes]));
+                }
+            }
+            if axes != rank {
+                return site.fail(format_args!("{axes} axes for a rank-{rank} input"));
+            }
+            let mut dims = [1; 4];
+            for (d, &a) in dims.iter_mut().zip(&perm[..rank]) {
+                *d = x.shape.nhwc()[a];
+            }
+            expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
+        }
+        Op::Pad { before, after, axes, .. } => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.same_quant(x, y)?;
+            let rank = x.shape.rank();
+            if axes != rank {
+                return site.fail(format_args!("padding for {axes} axes, the input has {rank}"));
+            }
+            let mut dims = [1; 4];
+            for i in 0..rank {
+                let Some(d) = x.shape.nhwc()[i].checked_add(before[i]).and_then(|d| d.checked_add(after[i])) else {
+                    return site.fail(format_args!("padded size overflows"));
+                };
+                dims[i] = d;
+            }
+            expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
+        }
+        Op::Resize(_) => {
+            let [n, _, _, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
+            let [yn, _, _, yc] = site.dims(site.output_typed(DType::I8)?, 4, "output")?;
+            if (n, c) != (yn, yc) {
+                return site.fail(format_args!("resize changes batch or channels"));
+            }
+            Ok(())
+        }
+        Op::Quantize => {
+            let x = site.input(0)?;
+            if !matches!(x.dtype, DType::F32 | DType::I8) {
+                return site.fail(format_args!("input is {:?}, F32 or I8 expected", x.dtype));
+            }
+            site.same_shape(x, site.output_typed(DType::I8)?)
+        }
+        Op::Dequantize => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.same_shape(x, site.output_typed(DType::F32)?)
+        }
+    }
+}
+
+fn expect_dims(site: &Site<'_>, y: &TensorDesc, dims: [usize; 4], rank: usize) -> Result<(), Error> {
+    if y.shape.rank() != rank || y.shape.nhwc() != dims {
+        return site.fail(format_args!("output has shape {:?}, {:?} expected", y.shape.dims(), &dims[..rank]));
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Running a model: one arena, allocated once (or borrowed), and a loop over
+//! the operators that allocates nothing.
+
+use core::ops::Range;
+
+use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
+use crate::kernels::{scalar, QIn, QOut, Requant};
+use crate::model::{Model, ABSENT};
+use crate::ops::{Node, Op};
+use crate::Error;
+
+enum Arena<'a> {
+    Owned(AlignedBytes),
+    Borrowed(&'a mut [u8]),
+}
+
+/// An inference context for one model: its arena holds every activation.
+/// Make one per thread; [`Session::run`] allocates nothing.
+pub struct Session<'m> {
+    model: &'m Model<'m>,
+    arena: Arena<'m>,
+}
+
+impl<'m> Session<'m> {
+    /// A session with an arena of [`Model::arena_size`] bytes on the heap.
+    pub fn new(model: &'m Model<'m>) -> Result<Self, Error> {
+        Ok(Session { model, arena: Arena::Owned(AlignedBytes::zeroed(model.arena_size())) })
+    }
+
+    /// A session over a caller's buffer, which must start on a 64-byte
+    /// boundary and hold at least [`Model::arena_size`] bytes: no heap at all.
+    pub fn with_arena(model: &'m Model<'m>, arena: &'m mut [u8]) -> Result<Self, Error> {
+        let aligned = arena.as_ptr() as usize % ALIGN == 0;
+        if !aligned || arena.len() < model.arena_size() {
+            return Err(Error::Arena { needed: model.arena_size(), given: arena.len(), aligned });
+        }
+        Ok(Session { model, arena: Arena::Borrowed(arena) })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    fn arena(&mut self) -> &mut [u8] {
+        match &mut self.arena {
+            Arena::Owned(bytes) => bytes,
+            Arena::Borrowed(bytes) => bytes,
+        }
+    }
+
+    fn io(&self, role: &'static str, index: usize) -> Result<&'m TensorDesc, Error> {
+        let ids = if role == "input" { self.model.input_ids() } else { self.model.output_ids() };
+        match ids.get(index) {
+            Some(&t) => Ok(self.model.tensor(t)),
+            None => Err(Error::NoSuchTensor { role, index, count: ids.len() }),
+        }
+    }
+
+    /// The bytes of graph input or output `index`, checked against the
+    /// caller's element count and type.
+    fn io_bytes(
+        &mut self,
+        role: &'static str,
+        index: usize,
+        len: usize,
+        dtype: Option<DType>,
+    ) -> Result<(&'m TensorDesc, &mut [u8]), Error> {
+        let t = self.io(role, index)?;
+        let expected = t.shape.elements();
+        if len != expected {
+            return Err(Error::Length { role, index, expected, given: len });
+        }
+        if let Some(asked) = dtype.filter(|&d| d != t.dtype) {
+            return Err(Error::Type { role, index, holds: t.dtype, asked });
+        }
+        Ok((t, &mut self.arena()[t.range()]))
+    }
+
+    /// Sets input `index` from real values, quantizing them if the input is
+    /// int8 (with the input's own scale and zero point). The values are in
+    /// the tensor's layout: NHWC for images.
+    pub fn set_input_f32(&mut self, index: usize, values: &[f32]) -> Result<(), Error> {
+        let (t, bytes) = self.io_bytes("input", index, values.len(), None)?;
+        match t.dtype {
+            DType::F32 => bytes.copy_from_slice(bytemuck::cast_slice(values)),
+            _ => {
+                let q = QOut { data: bytemuck::cast_slice_mut(bytes), shape: t.shape, quant: t.quant };
+                scalar::quantize_f32(values, q);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets int8 input `index` from already-quantized values.
+    pub fn set_input_i8(&mut self, index: usize, values: &[i8]) -> Result<(), Error> {
+        let (_, bytes) = self.io_bytes("input", index, values.len(), Some(DType::I8))?;
+        bytes.copy_from_slice(bytemuck::cast_slice(values));
+        Ok(())
+    }
+
+    /// Reads output `index` as real values, dequantizing an int8 output.
+    pub fn output_f32(&mut self, index: usize, values: &mut [f32]) -> Result<(), Error> {
+        let (t, bytes) = self.io_bytes("output", index, values.len(), None)?;
+        match t.dtype {
+            DType::F32 => values.copy_from_slice(bytemuck::cast_slice(bytes)),
+            _ => scalar::dequantize(QIn { data: bytemuck::cast_slice(bytes), shape: t.shape, quant: t.quant }, values),
+        }
+        Ok(())
+    }
+
+    /// The raw int8 values of output `index`.
+    pub fn output_i8(&mut self, index: usize) -> Result<&[i8], Error> {
+        let len = self.io("output", index)?.shape.elements();
+        let (_, bytes) = self.io_bytes("output", index, len, Some(DType::I8))?;
+        Ok(bytemuck::cast_slice(bytes))
+    }
+
+    /// Runs the model on the inputs set before. Performs no heap allocation
+    /// and cannot fail: the model was validated when it was loaded.
+    pub fn run(&mut self) {
+        let model = self.model;
+        let arena = self.arena();
+        for node in model.nodes() {
+            execute(model, node, arena);
+        }
+    }
+
+    /// Sets every input from real values, runs, and reads every output as
+    /// real values.
+    pub fn run_f32(&mut self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<(), Error> {
+        let count = self.model.input_ids().len();
+        if inputs.len() != count {
+            return Err(Error::NoSuchTensor { role: "input", index: inputs.len(), count });
+        }
+        let count = self.model.output_ids().len();
+        if outputs.len() != count {
+            return Err(Error::NoSuchTensor { role: "output", index: outputs.len(), count });
+        }
+        for (i, values) in inputs.iter().enumerate() {
+            self.set_input_f32(i, values)?;
+        }
+        self.run();
+        for (i, values) in outputs.iter_mut().enumerate() {
+            self.output_f32(i, values)?;
+        }
+        Ok(())
+    }
+}
+
+/// The operands of one operator: the arena around its output, and the file.
+struct Operands<'s> {
+    model: &'s Model<'s>,
+    before: &'s [u8],
+    after: &'s [u8],
+    after_start: usize,
+}
+
+impl<'s> Operands<'s> {
+    /// The bytes of an input. The plan guarantees that arena inputs lie
+    /// wholly before or wholly after the output.
+    fn bytes(&self, t: &TensorDesc) -> &'s [u8] {
+        match t.storage {
+            Storage::Constant => self.model.constant(t),
+            Storage::Arena if t.offset >= self.after_start => &self.after[t.offset - self.after_start..][..t.len],
+            Storage::Arena => &self.before[t.range()],
+        }
+    }
+
+    fn q(&self, t: &TensorDesc) -> QIn<'s> {
+        QIn { data: bytemuck::cast_slice(self.bytes(t)), shape: t.shape, quant: t.quant }
+    }
+
+    fn f32s(&self, t: &TensorDesc) -> &'s [f32] {
+        bytemuck::cast_slice(self.bytes(t))
+    }
+}
+
+fn split(arena: &mut [u8], out: Range<usize>) -> (&[u8], &mut [u8], &[u8]) {
+    let (before, rest) = arena.split_at_mut(out.start);
+    let (out, after) = rest.split_at_mut(out.len());
+    (before, out, after)
+}
+
+fn execute(model: &Model<'_>, node: &Node, arena: &mut [u8]) {
+    let y_desc = model.tensor(node.output);
+    let (before, y_bytes, after) = split(arena, y_desc.range());
+    let ops = Operands { model, before, after, after_start: y_desc.offset + y_desc.len };
+    let inputs = model.node_inputs(node);
+    let t = |i: usize| model.tensor(inputs[i]);
+    let x = ops.q(t(0));
+    let y = QOut { data: bytemuck::cast_slice_mut(y_bytes), shape: y_desc.shape, quant: y_desc.quant };
+    let affine = |act| {
+        let multiplier = ops.f32s(t(3));
+        let negative = inputs.get(4).filter(|&&i| i != ABSENT).map_or(multiplier, |&i| ops.f32s(model.tensor(i)));
+        let requant = Requant { multiplier, negative, zero_point: y_desc.quant.zero_point, act };
+        (ops.q(t(1)), bytemuck::cast_slice(ops.bytes(t(2))), requant)
+    };
+    match node.op {
+        Op::Conv2d(p) => {
+            let (w, bias, requant) = affine(p.act);
+            scalar::conv2d(&p, x, w, bias, &requant, y)
+        }
+        Op::FullyConnected(act) => {
+            let (w, bias, requant) = affine(act);
+            scalar::fully_connected(x, w, bias, &requant, y)
+        }
+        Op::Add(act) => scalar::add(x, ops.q(t(1)), act, y),
+        Op::Mul(act) => scalar::mul(x, ops.q(t(1)), act, y),
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            for &i in inputs {
+                let part = ops.q(model.tensor(i));
+                scalar::concat_part(part, axis, offset, QOut { data: &mut *y.data, ..y });
+                offset += part.shape.dims()[axis];
+            }
+        }
+        Op::MaxPool(p) => scalar::max_pool(&p, x, y),
+        Op::AvgPool(p) => scalar::avg_pool(&p, x, y),
+        Op::GlobalAvgPool => scalar::global_avg_pool(x, y),
+        Op::PRelu => scalar::prelu(x, ops.f32s(t(1)), y),
+        Op::Lut => scalar::lut(x.data, ops.q(t(1)).data, y.data),
+        Op::Reshape => y.data.copy_from_slice(x.data),
+        Op::Transpose { perm, axes } => scalar::transpose(x, &perm[..axes], y),
+        Op::Pad { before, axes, value, .. } => scalar::pad(x, &before[..axes], value, y),
+        Op::Resize(p) => scalar::resize(&p, x, y),
+        Op::Softmax => scalar::softmax(x, ops.f32s(t(1)), y),
+        Op::L2Norm => scalar::l2_norm(x, y),
+        Op::Quantize if t(0).dtype == DType::F32 => scalar::quantize_f32(ops.f32s(t(0)), y),
+        Op::Quantize => scalar::requantize(x, y),
+        Op::Dequantize => scalar::dequantize(x, bytemuck::cast_slice_mut(y.data)),
+        Op::Clamp(act) => scalar::clamp(x.data, act, y.data),
+    }
+}

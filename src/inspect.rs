@@ -1,0 +1,58 @@
+//! `kiln inspect`: what is in a .kiln file.
+
+use std::path::Path;
+
+use anyhow::Context;
+use kiln_runtime::{Model, TensorInfo};
+
+fn dims(t: &TensorInfo<'_>) -> String {
+    let d: Vec<String> = t.shape.dims().iter().map(|d| d.to_string()).collect();
+    format!("[{}]", d.join(","))
+}
+
+/// Prints one row per operator, then the totals.
+pub fn run(path: &Path, onnx: Option<&Path>) -> anyhow::Result<()> {
+    let model = Model::open(path)?;
+    println!("{:>4}  {:<15} {:<28} {:<16} {:>10}", "#", "op", "output", "shape", "const B");
+    for (i, (kind, inputs, output)) in model.ops().enumerate() {
+        let constant_bytes: usize =
+            inputs.iter().filter(|t| t.constant).map(|t| t.shape.elements() * t.dtype.size()).sum();
+        let name: String = output.name.chars().take(28).collect();
+        println!("{i:>4}  {:<15} {name:<28} {:<16} {constant_bytes:>10}", format!("{kind:?}"), dims(&output));
+    }
+    for (role, list) in [("input", model.inputs().collect::<Vec<_>>()), ("output", model.outputs().collect())] {
+        for t in list {
+            println!(
+                "{role}: {} {} {:?} scale {} zero point {}",
+                t.name,
+                dims(&t),
+                t.dtype,
+                t.quant.scale,
+                t.quant.zero_point
+            );
+        }
+    }
+    let info = model.info();
+    println!(
+        "format {}.{}, {} ops, {} tensors; weights {} B; arena {} B (all activations without reuse: {} B); file {} B",
+        info.version.0,
+        info.version.1,
+        info.ops,
+        info.tensors,
+        info.weight_bytes,
+        info.arena_bytes,
+        info.activation_bytes,
+        info.file_bytes
+    );
+    if let Some(onnx) = onnx {
+        let onnx_bytes = std::fs::metadata(onnx).with_context(|| format!("cannot read {}", onnx.display()))?.len();
+        println!(
+            "size against {}: {} B of {} B = {:.1}%",
+            onnx.display(),
+            info.file_bytes,
+            onnx_bytes,
+            100.0 * info.file_bytes as f64 / onnx_bytes as f64
+        );
+    }
+    Ok(())
+}
