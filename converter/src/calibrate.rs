@@ -22,21 +22,12 @@ pub struct Range {
 
 impl Range {
     fn of(values: &[f32]) -> Range {
-        let init = Range {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-        };
-        values.iter().fold(init, |r, &v| Range {
-            min: r.min.min(v),
-            max: r.max.max(v),
-        })
+        let init = Range { min: f32::INFINITY, max: f32::NEG_INFINITY };
+        values.iter().fold(init, |r, &v| Range { min: r.min.min(v), max: r.max.max(v) })
     }
 
     fn union(self, other: Range) -> Range {
-        Range {
-            min: self.min.min(other.min),
-            max: self.max.max(other.max),
-        }
+        Range { min: self.min.min(other.min), max: self.max.max(other.max) }
     }
 }
 

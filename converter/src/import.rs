@@ -30,11 +30,7 @@ impl OnnxModel {
     /// Parses `path`; fails with a message naming the file when it is missing,
     /// not ONNX, or has other than one input of fixed shape.
     pub fn load(path: &Path) -> Result<Self> {
-        ensure!(
-            path.exists(),
-            "model file {} does not exist",
-            path.display()
-        );
+        ensure!(path.exists(), "model file {} does not exist", path.display());
         let proto = tract_onnx::onnx()
             .proto_model_for_path(path)
             .with_context(|| format!("{} is not a readable ONNX model", path.display()))?;
@@ -42,11 +38,7 @@ impl OnnxModel {
             .graph
             .as_ref()
             .with_context(|| format!("{} is not an ONNX model: it has no graph", path.display()))?;
-        ensure!(
-            !graph.node.is_empty(),
-            "{} is not an ONNX model: its graph has no nodes",
-            path.display()
-        );
+        ensure!(!graph.node.is_empty(), "{} is not an ONNX model: its graph has no nodes", path.display());
         let dir = path.parent().and_then(Path::to_str);
         let constants = graph
             .initializer
@@ -57,11 +49,8 @@ impl OnnxModel {
                 Ok((t.name.clone(), tensor))
             })
             .collect::<Result<HashMap<_, _>>>()?;
-        let inputs: Vec<&pb::ValueInfoProto> = graph
-            .input
-            .iter()
-            .filter(|i| !constants.contains_key(&i.name))
-            .collect();
+        let inputs: Vec<&pb::ValueInfoProto> =
+            graph.input.iter().filter(|i| !constants.contains_key(&i.name)).collect();
         let [input] = inputs[..] else {
             bail!(
                 "{}: kiln converts models with exactly one input, this one has {}: {:?}",
@@ -70,8 +59,7 @@ impl OnnxModel {
                 inputs.iter().map(|i| &i.name).collect::<Vec<_>>()
             );
         };
-        let input_shape = fixed_shape(input)
-            .with_context(|| format!("{}: input `{}`", path.display(), input.name))?;
+        let input_shape = fixed_shape(input).with_context(|| format!("{}: input `{}`", path.display(), input.name))?;
         log::info!(
             "{}: {} nodes, {} initializers, input `{}` {:?}",
             path.display(),
@@ -80,13 +68,7 @@ impl OnnxModel {
             input.name,
             input_shape
         );
-        Ok(OnnxModel {
-            path: path.to_owned(),
-            input_name: input.name.clone(),
-            input_shape,
-            constants,
-            proto,
-        })
+        Ok(OnnxModel { path: path.to_owned(), input_name: input.name.clone(), input_shape, constants, proto })
     }
 
     /// The graph; [`OnnxModel::load`] checked that there is one.
@@ -98,9 +80,7 @@ impl OnnxModel {
 /// The declared shape of a graph input. A symbolic batch dimension is fixed
 /// to 1 (kiln runs one image at a time); any other symbolic one is an error.
 fn fixed_shape(input: &pb::ValueInfoProto) -> Result<Vec<usize>> {
-    let Some(pb::type_proto::Value::TensorType(tensor)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(pb::type_proto::Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         bail!("is not a tensor");
     };
     ensure!(

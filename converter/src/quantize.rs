@@ -284,13 +284,11 @@ impl<'g> Emitter<'g> {
                 words.push(quantize_value(*value, xq));
                 self.op(OpKind::Pad, &[x], &[x], y, &words);
             }
-            Op::Resize { size, linear, coordinate_mode, nearest_mode } => {
-                let in_dims = &self.graph.tensors[node.inputs[0]].shape;
-                let scale = [size[0] as f32 / in_dims[1] as f32, size[1] as f32 / in_dims[2] as f32];
+            Op::Resize { scales, linear, coordinate_mode, nearest_mode, .. } => {
                 let p = kops::Resize {
                     mode: if *linear { ResizeMode::Bilinear } else { ResizeMode::Nearest(nearest(nearest_mode)?) },
                     coord: coord(coordinate_mode)?,
-                    scale,
+                    scale: *scales,
                 };
                 let y = self.declare(out, xq);
                 self.op(OpKind::Resize, &[x], &[x], y, &p.words());

@@ -35,24 +35,14 @@ impl Reference {
         tract.set_input_fact(0, f32::fact(&model.input_shape).into())?;
         let outlets = names
             .iter()
-            .map(|n| {
-                parsed
-                    .outlets_by_name
-                    .get(n)
-                    .copied()
-                    .with_context(|| format!("no ONNX tensor named `{n}`"))
-            })
+            .map(|n| parsed.outlets_by_name.get(n).copied().with_context(|| format!("no ONNX tensor named `{n}`")))
             .collect::<Result<Vec<_>>>()?;
         tract.select_output_outlets(&outlets)?;
         let plan = tract
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .with_context(|| format!("tract cannot plan {}", model.path.display()))?;
-        Ok(Reference {
-            plan,
-            names: names.to_vec(),
-            input_shape: model.input_shape.clone(),
-        })
+        Ok(Reference { plan, names: names.to_vec(), input_shape: model.input_shape.clone() })
     }
 
     /// Plans `model` to return every ONNX tensor that an IR tensor of
@@ -86,9 +76,6 @@ impl Reference {
         );
         let tensor = Tensor::from_shape(&self.input_shape, input)?;
         let outputs = self.plan.run(tvec!(tensor.into()))?;
-        outputs
-            .iter()
-            .map(|t| Ok(t.to_plain_array_view::<f32>()?.iter().copied().collect()))
-            .collect()
+        outputs.iter().map(|t| Ok(t.to_plain_array_view::<f32>()?.iter().copied().collect())).collect()
     }
 }

@@ -11,12 +11,7 @@ use kiln_converter::ir::{eval, layout};
 #[test]
 fn ranges_match_the_ir_values() {
     let (model, graph) = kiln_converter::load_ir(&common::sface()).unwrap();
-    let faces = input::load_dir(
-        &common::faces(),
-        &model.input_shape,
-        &ImageOptions::default(),
-    )
-    .unwrap();
+    let faces = input::load_dir(&common::faces(), &model.input_shape, &ImageOptions::default()).unwrap();
     let samples = &faces[..3];
     let mut calls = 0;
     let ranges = calibrate(&model, &graph, samples, |done, total| {
@@ -27,22 +22,14 @@ fn ranges_match_the_ir_values() {
 
     // The input is raw RGB pixels, not the normalised values.
     let input = ranges[graph.input].unwrap();
-    assert!(
-        input.min >= 0.0 && input.min < 30.0 && input.max > 230.0 && input.max <= 255.0,
-        "{input:?}"
-    );
+    assert!(input.min >= 0.0 && input.min < 30.0 && input.max > 230.0 && input.max <= 255.0, "{input:?}");
 
     let mut expected: Vec<Option<(f32, f32)>> = vec![None; graph.tensors.len()];
     for s in samples {
-        let values =
-            eval::evaluate(&graph, &layout::nchw_to_nhwc(&s.values, &model.input_shape)).unwrap();
+        let values = eval::evaluate(&graph, &layout::nchw_to_nhwc(&s.values, &model.input_shape)).unwrap();
         for (e, v) in expected.iter_mut().zip(values) {
             if let Some(v) = v {
-                let (lo, hi) = v
-                    .iter()
-                    .fold(e.unwrap_or((f32::MAX, f32::MIN)), |(l, h), &x| {
-                        (l.min(x), h.max(x))
-                    });
+                let (lo, hi) = v.iter().fold(e.unwrap_or((f32::MAX, f32::MIN)), |(l, h), &x| (l.min(x), h.max(x)));
                 *e = Some((lo, hi));
             }
         }
@@ -52,18 +39,12 @@ fn ranges_match_the_ir_values() {
         let r = ranges[t].unwrap_or_else(|| panic!("tensor {t} has no range"));
         let (lo, hi) = expected[t].unwrap();
         let tol = 1e-3 * (hi - lo).max(1.0);
-        assert!(
-            (r.min - lo).abs() <= tol && (r.max - hi).abs() <= tol,
-            "tensor {t}: tract {r:?}, IR [{lo}, {hi}]"
-        );
+        assert!((r.min - lo).abs() <= tol && (r.max - hi).abs() <= tol, "tensor {t}: tract {r:?}, IR [{lo}, {hi}]");
         negative_convs += usize::from(r.min < 0.0 && r.max > 0.0);
     }
     // PRelu outputs keep negative values: a Relu-like range would mean the
     // pre-activation tensor was measured.
-    assert!(
-        negative_convs > 20,
-        "only {negative_convs} tensors span zero"
-    );
+    assert!(negative_convs > 20, "only {negative_convs} tensors span zero");
     let out = ranges[graph.outputs[0]].unwrap();
     eprintln!("input {input:?}, embedding {out:?}");
 }

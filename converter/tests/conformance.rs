@@ -161,29 +161,13 @@ fn run_case(dir: &Path, scratch: &Path) -> anyhow::Result<f32> {
     let (_, ir) = kiln_converter::load_ir(&path)?;
 
     let (in_shape, input) = values(&read_tensor(&data.join("input_0.pb")));
-    let input = if in_shape.len() == 4 {
-        layout::nchw_to_nhwc(&input, &in_shape)
-    } else {
-        input
-    };
+    let input = if in_shape.len() == 4 { layout::nchw_to_nhwc(&input, &in_shape) } else { input };
     let got = eval::run(&ir, &input)?.remove(0);
     let out_shape = &ir.tensors[ir.outputs[0]].shape;
-    let got = if out_shape.len() == 4 {
-        layout::nhwc_to_nchw(&got, out_shape)
-    } else {
-        got
-    };
+    let got = if out_shape.len() == 4 { layout::nhwc_to_nchw(&got, out_shape) } else { got };
     let (expected_shape, expected) = values(&read_tensor(&data.join("output_0.pb")));
-    anyhow::ensure!(
-        got.len() == expected.len(),
-        "{} values, expected {expected_shape:?}",
-        got.len()
-    );
-    Ok(got
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0.0, f32::max))
+    anyhow::ensure!(got.len() == expected.len(), "{} values, expected {expected_shape:?}", got.len());
+    Ok(got.iter().zip(&expected).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max))
 }
 
 #[test]
@@ -199,14 +183,6 @@ fn onnx_node_cases() {
             Err(e) => failures.push(format!("{case}: {e:#}")),
         }
     }
-    eprintln!(
-        "{} of {} ONNX node cases pass",
-        CASES.len() - failures.len(),
-        CASES.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "failing cases:\n{}",
-        failures.join("\n")
-    );
+    eprintln!("{} of {} ONNX node cases pass", CASES.len() - failures.len(), CASES.len());
+    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
 }

@@ -22,11 +22,7 @@ pub struct ImageOptions {
 
 impl Default for ImageOptions {
     fn default() -> Self {
-        ImageOptions {
-            bgr: false,
-            mean: [0.0; 3],
-            scale: 1.0,
-        }
+        ImageOptions { bgr: false, mean: [0.0; 3], scale: 1.0 }
     }
 }
 
@@ -47,28 +43,16 @@ pub(super) fn is_image(path: &Path) -> bool {
 /// Reads `path` and resizes it (bilinear) to `shape` = `[1, 3, H, W]`.
 pub(super) fn read(path: &Path, shape: &[usize], options: &ImageOptions) -> Result<Vec<f32>> {
     let &[1, 3, h, w] = shape else {
-        anyhow::bail!(
-            "images feed inputs of shape [1, 3, H, W]; this model takes {shape:?}: use .npy files"
-        )
+        anyhow::bail!("images feed inputs of shape [1, 3, H, W]; this model takes {shape:?}: use .npy files")
     };
-    let img = image::open(path)
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .to_rgb8();
+    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
     let img = if img.dimensions() == (w as u32, h as u32) {
         img
     } else {
-        log::debug!(
-            "resizing {} from {:?} to {w}x{h}",
-            path.display(),
-            img.dimensions()
-        );
+        log::debug!("resizing {} from {:?} to {w}x{h}", path.display(), img.dimensions());
         image::imageops::resize(&img, w as u32, h as u32, FilterType::Triangle)
     };
-    ensure!(
-        img.dimensions() == (w as u32, h as u32),
-        "resize of {} failed",
-        path.display()
-    );
+    ensure!(img.dimensions() == (w as u32, h as u32), "resize of {} failed", path.display());
     let mut values = vec![0.0; 3 * h * w];
     for (x, y, pixel) in img.enumerate_pixels() {
         for (c, &v) in pixel.0.iter().enumerate() {

@@ -21,31 +21,16 @@ pub struct Sample {
 /// Reads one file: `.npy` as is (f32, the model's element count), anything
 /// else as an image preprocessed by `options` to `shape` (`[1, 3, H, W]`).
 pub fn load_file(path: &Path, shape: &[usize], options: &ImageOptions) -> Result<Sample> {
-    ensure!(
-        path.exists(),
-        "input file {} does not exist",
-        path.display()
-    );
-    let values = if is_npy(path) {
-        npy::read(path, shape)?
-    } else {
-        images::read(path, shape, options)?
-    };
-    Ok(Sample {
-        path: path.to_owned(),
-        values,
-    })
+    ensure!(path.exists(), "input file {} does not exist", path.display());
+    let values = if is_npy(path) { npy::read(path, shape)? } else { images::read(path, shape, options)? };
+    Ok(Sample { path: path.to_owned(), values })
 }
 
 /// Reads every `.npy`, `.png`, `.jpg` and `.jpeg` file of `dir`, sorted by
 /// name so that runs are reproducible. A missing folder, a folder without
 /// such files and an unreadable file are errors that name the path.
 pub fn load_dir(dir: &Path, shape: &[usize], options: &ImageOptions) -> Result<Vec<Sample>> {
-    ensure!(
-        dir.is_dir(),
-        "input folder {} does not exist (or is not a folder)",
-        dir.display()
-    );
+    ensure!(dir.is_dir(), "input folder {} does not exist (or is not a folder)", dir.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .map(|e| e.map(|e| e.path()))
@@ -54,15 +39,11 @@ pub fn load_dir(dir: &Path, shape: &[usize], options: &ImageOptions) -> Result<V
     files.retain(|p| is_npy(p) || images::is_image(p));
     files.sort();
     if files.is_empty() {
-        bail!(
-            "input folder {} holds no .png, .jpg, .jpeg or .npy file: put calibration inputs there",
-            dir.display()
-        );
+        bail!("input folder {} holds no .png, .jpg, .jpeg or .npy file: put calibration inputs there", dir.display());
     }
     files.iter().map(|p| load_file(p, shape, options)).collect()
 }
 
 fn is_npy(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }

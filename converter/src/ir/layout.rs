@@ -13,13 +13,7 @@ pub fn transpose(data: &[f32], shape: &[usize], perm: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(data.len());
     let mut index = vec![0; rank];
     for _ in 0..data.len() {
-        out.push(
-            data[index
-                .iter()
-                .zip(&strides)
-                .map(|(i, s)| i * s)
-                .sum::<usize>()],
-        );
+        out.push(data[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
         for a in (0..rank).rev() {
             index[a] += 1;
             if index[a] < out_shape[a] {

@@ -250,9 +250,7 @@ impl Graph {
 
     /// Indices of the nodes that read `t`.
     pub fn consumers(&self, t: TensorId) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&n| self.nodes[n].inputs.contains(&t))
-            .collect()
+        (0..self.nodes.len()).filter(|&n| self.nodes[n].inputs.contains(&t)).collect()
     }
 
     /// Whether `t` is read by exactly one node and is not a graph output:
@@ -290,10 +288,7 @@ impl Graph {
 
     /// The first node `n` (with its index) for which `pick` finds a fusion
     /// partner, as `(n, partner)`: passes loop on it until nothing is left.
-    pub fn find_pair(
-        &self,
-        pick: impl Fn(&Graph, usize) -> Option<usize>,
-    ) -> Option<(usize, usize)> {
+    pub fn find_pair(&self, pick: impl Fn(&Graph, usize) -> Option<usize>) -> Option<(usize, usize)> {
         (0..self.nodes.len()).find_map(|n| pick(self, n).map(|p| (n, p)))
     }
 

@@ -22,17 +22,13 @@ use crate::ir::{self, Graph, Node, Op, TensorId};
 
 /// Lowers `model` to an IR graph whose input is the model's input.
 pub fn lower(model: &OnnxModel) -> Result<Graph> {
-    let mut cx = Lowering {
-        graph: Graph::default(),
-        values: HashMap::new(),
-    };
+    let mut cx = Lowering { graph: Graph::default(), values: HashMap::new() };
     for (name, t) in &model.constants {
         cx.values.insert(name.clone(), Value::Constant(t.clone()));
     }
     let shape = to_ir_shape(&model.input_shape);
     cx.graph.input = cx.graph.add_tensor(shape, Some(model.input_name.clone()));
-    cx.values
-        .insert(model.input_name.clone(), Value::Activation(cx.graph.input));
+    cx.values.insert(model.input_name.clone(), Value::Activation(cx.graph.input));
     let opset = model
         .proto
         .opset_import
@@ -52,10 +48,7 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
     for output in &model.graph().output {
         match cx.values.get(&output.name) {
             Some(Value::Activation(t)) => cx.graph.outputs.push(*t),
-            _ => bail!(
-                "graph output `{}` is not computed from the input",
-                output.name
-            ),
+            _ => bail!("graph output `{}` is not computed from the input", output.name),
         }
     }
     ir::infer_shapes(&cx.graph)?;
@@ -93,15 +86,8 @@ fn to_ir_shape(onnx: &[usize]) -> Vec<usize> {
 /// tensor of rank `rank`.
 fn ir_axis(axis: i64, rank: usize) -> Result<usize> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
-    anyhow::ensure!(
-        (0..rank as i64).contains(&a),
-        "axis {axis} out of rank {rank}"
-    );
-    Ok(if rank == 4 {
-        ir::NHWC_TO_NCHW[a as usize]
-    } else {
-        a as usize
-    })
+    anyhow::ensure!((0..rank as i64).contains(&a), "axis {axis} out of rank {rank}");
+    Ok(if rank == 4 { ir::NHWC_TO_NCHW[a as usize] } else { a as usize })
 }
 
 impl Lowering {
@@ -118,8 +104,9 @@ impl Lowering {
             "MaxPool" | "AveragePool" => nn::pool(self, node),
             "GlobalAveragePool" => self.unary(node, Op::GlobalAvgPool),
             "Add" | "Sub" | "Mul" | "Div" => pointwise::arithmetic(self, node),
-            "Relu" | "Clip" | "LeakyRelu" | "PRelu" | "Sigmoid" | "Tanh" | "HardSwish"
-            | "HardSigmoid" => pointwise::activation(self, node, opset),
+            "Relu" | "Clip" | "LeakyRelu" | "PRelu" | "Sigmoid" | "Tanh" | "HardSwish" | "HardSigmoid" => {
+                pointwise::activation(self, node, opset)
+            }
             "Dropout" | "Identity" => {
                 let v = self.value(&node.input[0])?.clone();
                 self.values.insert(node.output[0].clone(), v);
@@ -127,13 +114,8 @@ impl Lowering {
             }
             "Constant" => {
                 let t: &tract_onnx::pb::TensorProto = node.get_attr("value")?;
-                let c = tract_onnx::tensor::load_tensor(
-                    &tract_onnx::data_resolver::MmapDataResolver,
-                    t,
-                    None,
-                )?;
-                self.values
-                    .insert(node.output[0].clone(), Value::Constant(c));
+                let c = tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, t, None)?;
+                self.values.insert(node.output[0].clone(), Value::Constant(c));
                 Ok(())
             }
             "Reshape" | "Flatten" => shape::reshape(self, node),
@@ -142,25 +124,18 @@ impl Lowering {
             "Pad" => shape::pad(self, node, opset),
             "Resize" | "Upsample" => shape::resize(self, node),
             "Softmax" => shape::softmax(self, node, opset),
-            _ => bail!(
-                "unsupported ONNX op `{}` in node `{}`: kiln cannot convert this model",
-                node.op_type,
-                node.name
-            ),
+            _ => {
+                bail!("unsupported ONNX op `{}` in node `{}`: kiln cannot convert this model", node.op_type, node.name)
+            }
         }
     }
 
     fn all_inputs_constant(&self, node: &NodeProto) -> bool {
-        node.input
-            .iter()
-            .filter(|i| !i.is_empty())
-            .all(|i| matches!(self.values.get(i), Some(Value::Constant(_))))
+        node.input.iter().filter(|i| !i.is_empty()).all(|i| matches!(self.values.get(i), Some(Value::Constant(_))))
     }
 
     fn value(&self, name: &str) -> Result<&Value> {
-        self.values
-            .get(name)
-            .with_context(|| format!("value `{name}` is not defined before use"))
+        self.values.get(name).with_context(|| format!("value `{name}` is not defined before use"))
     }
 
     /// The activation tensor named `name`.
@@ -177,10 +152,7 @@ impl Lowering {
             Value::Constant(c) => {
                 let view = c.cast_to::<f32>()?;
                 let view = view.to_plain_array_view::<f32>()?;
-                Ok(Const {
-                    shape: view.shape().to_vec(),
-                    values: view.iter().copied().collect(),
-                })
+                Ok(Const { shape: view.shape().to_vec(), values: view.iter().copied().collect() })
             }
             Value::Activation(_) => {
                 bail!("`{name}` is computed at run time where kiln expects a constant")
@@ -193,13 +165,9 @@ impl Lowering {
         match node.input.get(ix).filter(|i| !i.is_empty()) {
             None => Ok(None),
             Some(name) => match self.value(name)? {
-                Value::Constant(c) => Ok(Some(
-                    c.cast_to::<i64>()?
-                        .to_plain_array_view::<i64>()?
-                        .iter()
-                        .copied()
-                        .collect(),
-                )),
+                Value::Constant(c) => {
+                    Ok(Some(c.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().copied().collect()))
+                }
                 Value::Activation(_) => bail!("`{name}` must be a constant"),
             },
         }
@@ -211,22 +179,11 @@ impl Lowering {
 
     /// Appends a node computing `op` from `inputs`; its output holds ONNX
     /// value `onnx_name` when given. Returns the output tensor.
-    fn push(
-        &mut self,
-        name: &str,
-        op: Op,
-        inputs: Vec<TensorId>,
-        onnx_name: Option<&str>,
-    ) -> Result<TensorId> {
+    fn push(&mut self, name: &str, op: Op, inputs: Vec<TensorId>, onnx_name: Option<&str>) -> Result<TensorId> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.shape(t)).collect();
         let shape = ir::shape_of(&op, &shapes)?;
         let output = self.graph.add_tensor(shape, onnx_name.map(str::to_owned));
-        self.graph.nodes.push(Node {
-            name: name.to_owned(),
-            op,
-            inputs,
-            output,
-        });
+        self.graph.nodes.push(Node { name: name.to_owned(), op, inputs, output });
         if let Some(n) = onnx_name {
             self.values.insert(n.to_owned(), Value::Activation(output));
         }

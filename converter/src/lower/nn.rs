@@ -17,9 +17,7 @@ fn pads_2d(
     stride: [usize; 2],
     dilation: [usize; 2],
 ) -> Result<[usize; 4]> {
-    let auto: String = node
-        .get_attr_opt("auto_pad")?
-        .unwrap_or_else(|| "NOTSET".into());
+    let auto: String = node.get_attr_opt("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
     match auto.as_str() {
         "NOTSET" => match node.get_attr_opt_vec::<usize>("pads")?.as_deref() {
             None => Ok([0; 4]),
@@ -34,11 +32,8 @@ fn pads_2d(
                 let span = dilation[a] * (kernel[a] - 1) + 1;
                 let total = ((out - 1) * stride[a] + span).saturating_sub(size[a]);
                 let small = total / 2;
-                let (before, after) = if auto == "SAME_UPPER" {
-                    (small, total - small)
-                } else {
-                    (total - small, small)
-                };
+                let (before, after) =
+                    if auto == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                 pads[a] = before;
                 pads[a + 2] = after;
             }
@@ -61,12 +56,7 @@ fn pair(node: &NodeProto, attr: &str) -> Result<[usize; 2]> {
 pub(super) fn conv(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let x = cx.activation(&node.input[0])?;
     let w = cx.constant(&node.input[1])?;
-    let &[o, ci, kh, kw] = &w.shape[..] else {
-        bail!(
-            "weights of shape {:?} are not 2-D conv weights",
-            &w.shape[..]
-        )
-    };
+    let &[o, ci, kh, kw] = &w.shape[..] else { bail!("weights of shape {:?} are not 2-D conv weights", &w.shape[..]) };
     let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
         Some(b) => cx.constant(b)?.values,
         None => vec![0.0; o],
@@ -96,25 +86,14 @@ pub(super) fn gemm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     if node.get_attr_opt::<i64>("transA")?.unwrap_or(0) == 1 {
         let rank = cx.shape(x).len();
         ensure!(rank == 2, "transA=1 on a rank-{rank} input");
-        x = cx.push(
-            &node.name,
-            Op::Transpose { perm: vec![1, 0] },
-            vec![x],
-            None,
-        )?;
+        x = cx.push(&node.name, Op::Transpose { perm: vec![1, 0] }, vec![x], None)?;
     }
     let b = cx.constant(&node.input[1])?;
-    let &[r, c] = &b.shape[..] else {
-        bail!("B of shape {:?} is not a matrix", &b.shape[..])
-    };
+    let &[r, c] = &b.shape[..] else { bail!("B of shape {:?} is not a matrix", &b.shape[..]) };
     let trans_b = node.get_attr_opt::<i64>("transB")?.unwrap_or(0) == 1;
     let alpha = node.get_attr_opt::<f32>("alpha")?.unwrap_or(1.0);
     let beta = node.get_attr_opt::<f32>("beta")?.unwrap_or(1.0);
-    let (out, mut weights) = if trans_b {
-        (r, b.values)
-    } else {
-        (c, transpose(&b.values, &[r, c], &[1, 0]))
-    };
+    let (out, mut weights) = if trans_b { (r, b.values) } else { (c, transpose(&b.values, &[r, c], &[1, 0])) };
     weights.iter_mut().for_each(|w| *w *= alpha);
     let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
         Some(name) => {
@@ -135,16 +114,10 @@ pub(super) fn gemm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
 /// MatMul by a constant matrix `[in, out]`.
 pub(super) fn matmul(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let x = cx.activation(&node.input[0])?;
-    ensure!(
-        cx.shape(x).len() != 4,
-        "MatMul on a rank-4 activation is not supported"
-    );
+    ensure!(cx.shape(x).len() != 4, "MatMul on a rank-4 activation is not supported");
     let b = cx.constant(&node.input[1])?;
     let &[k, out] = &b.shape[..] else {
-        bail!(
-            "MatMul by a constant of shape {:?}: kiln needs a matrix",
-            &b.shape[..]
-        )
+        bail!("MatMul by a constant of shape {:?}: kiln needs a matrix", &b.shape[..])
     };
     let weights = transpose(&b.values, &[k, out], &[1, 0]);
     fully_connected(cx, node, x, weights, out, vec![0.0; out])
@@ -158,12 +131,7 @@ fn fully_connected(
     out: usize,
     bias: Vec<f32>,
 ) -> Result<()> {
-    let op = Op::FullyConnected {
-        weights,
-        out_features: out,
-        bias,
-        activation: FusedActivation::default(),
-    };
+    let op = Op::FullyConnected { weights, out_features: out, bias, activation: FusedActivation::default() };
     cx.push(&node.name, op, vec![x], Some(&node.output[0]))?;
     Ok(())
 }
@@ -174,17 +142,8 @@ pub(super) fn batch_norm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let [gamma, beta, mean, var] = [1, 2, 3, 4].map(|i| cx.constant(&node.input[i]));
     let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
     let (gamma, beta, mean, var) = (&gamma.values, &beta.values, &mean.values, &var.values);
-    let scale: Vec<f32> = gamma
-        .iter()
-        .zip(var)
-        .map(|(g, v)| g / (v + eps).sqrt())
-        .collect();
-    let shift = beta
-        .iter()
-        .zip(mean)
-        .zip(&scale)
-        .map(|((b, m), s)| b - m * s)
-        .collect();
+    let scale: Vec<f32> = gamma.iter().zip(var).map(|(g, v)| g / (v + eps).sqrt()).collect();
+    let shift = beta.iter().zip(mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
     cx.unary(node, Op::ScaleShift { scale, shift })
 }
 
@@ -198,18 +157,12 @@ pub(super) fn pool(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
         k => bail!("kernel {k:?} is not 2-D"),
     };
     let stride = pair(node, "strides")?;
-    ensure!(
-        pair(node, "dilations")? == [1, 1],
-        "dilated pooling is not supported"
-    );
+    ensure!(pair(node, "dilations")? == [1, 1], "dilated pooling is not supported");
     let shape = cx.shape(x).to_vec();
     let mut pads = pads_2d(node, [shape[1], shape[2]], kernel, stride, [1, 1])?;
     let count_include_pad = node.get_attr_opt::<i64>("count_include_pad")?.unwrap_or(0) == 1;
     if node.get_attr_opt::<i64>("ceil_mode")?.unwrap_or(0) == 1 {
-        ensure!(
-            node.op_type == "MaxPool" || !count_include_pad,
-            "ceil_mode with count_include_pad is not supported"
-        );
+        ensure!(node.op_type == "MaxPool" || !count_include_pad, "ceil_mode with count_include_pad is not supported");
         for a in 0..2 {
             let (size, begin) = (shape[1 + a], pads[a]);
             let span = size + begin + pads[a + 2] - kernel[a];
@@ -222,18 +175,7 @@ pub(super) fn pool(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
             pads[a + 2] += ((out - 1) * stride[a]).saturating_sub(span);
         }
     }
-    let window = Window {
-        kernel,
-        stride,
-        pads,
-    };
-    let op = if node.op_type == "MaxPool" {
-        Op::MaxPool(window)
-    } else {
-        Op::AvgPool {
-            window,
-            count_include_pad,
-        }
-    };
+    let window = Window { kernel, stride, pads };
+    let op = if node.op_type == "MaxPool" { Op::MaxPool(window) } else { Op::AvgPool { window, count_include_pad } };
     cx.unary(node, op)
 }

@@ -36,8 +36,7 @@ pub(super) fn fold_constants(cx: &mut Lowering, node: &NodeProto) -> Result<()> 
             node.name
         ),
     };
-    cx.values
-        .insert(node.output[0].clone(), Value::Constant(result));
+    cx.values.insert(node.output[0].clone(), Value::Constant(result));
     Ok(())
 }
 
@@ -52,16 +51,9 @@ fn per_channel(c: &Const, shape: &[usize]) -> Result<Vec<f32>> {
     // ONNX dims of the constant, without leading 1s, must address the
     // channel axis: [C, 1, 1] against NCHW, [C] against other ranks.
     let dims: Vec<usize> = c.shape.iter().copied().skip_while(|&d| d == 1).collect();
-    let fits = if shape.len() == 4 {
-        dims.len() == 3 && dims[1..] == [1, 1]
-    } else {
-        dims.len() == 1
-    };
+    let fits = if shape.len() == 4 { dims.len() == 3 && dims[1..] == [1, 1] } else { dims.len() == 1 };
     if !fits || values.len() != channels {
-        bail!(
-            "constant of shape {:?} does not broadcast per channel over {shape:?}",
-            c.shape
-        );
+        bail!("constant of shape {:?} does not broadcast per channel over {shape:?}", c.shape);
     }
     Ok(values)
 }
@@ -69,10 +61,7 @@ fn per_channel(c: &Const, shape: &[usize]) -> Result<Vec<f32>> {
 /// Add, Sub, Mul, Div with at least one activation input.
 pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let op = node.op_type.as_str();
-    let (a, b) = (
-        cx.value(&node.input[0])?.clone(),
-        cx.value(&node.input[1])?.clone(),
-    );
+    let (a, b) = (cx.value(&node.input[0])?.clone(), cx.value(&node.input[1])?.clone());
     let ir_op = match (&a, &b) {
         (Value::Activation(x), Value::Activation(y)) => {
             let op = match op {
@@ -84,33 +73,15 @@ pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
             return Ok(());
         }
         (Value::Activation(x), Value::Constant(_)) | (Value::Constant(_), Value::Activation(x)) => {
-            let c = per_channel(
-                &cx.constant(&node.input[usize::from(matches!(b, Value::Constant(_)))])?,
-                cx.shape(*x),
-            )
-            .with_context(|| format!("{op} by a constant"))?;
+            let c = per_channel(&cx.constant(&node.input[usize::from(matches!(b, Value::Constant(_)))])?, cx.shape(*x))
+                .with_context(|| format!("{op} by a constant"))?;
             let constant_first = matches!(a, Value::Constant(_));
             match (op, constant_first) {
-                ("Add", _) => Op::ScaleShift {
-                    scale: vec![1.0],
-                    shift: c,
-                },
-                ("Sub", false) => Op::ScaleShift {
-                    scale: vec![1.0],
-                    shift: c.iter().map(|v| -v).collect(),
-                },
-                ("Sub", true) => Op::ScaleShift {
-                    scale: vec![-1.0],
-                    shift: c,
-                },
-                ("Mul", _) => Op::ScaleShift {
-                    scale: c,
-                    shift: vec![0.0],
-                },
-                ("Div", false) => Op::ScaleShift {
-                    scale: c.iter().map(|v| 1.0 / v).collect(),
-                    shift: vec![0.0],
-                },
+                ("Add", _) => Op::ScaleShift { scale: vec![1.0], shift: c },
+                ("Sub", false) => Op::ScaleShift { scale: vec![1.0], shift: c.iter().map(|v| -v).collect() },
+                ("Sub", true) => Op::ScaleShift { scale: vec![-1.0], shift: c },
+                ("Mul", _) => Op::ScaleShift { scale: c, shift: vec![0.0] },
+                ("Div", false) => Op::ScaleShift { scale: c.iter().map(|v| 1.0 / v).collect(), shift: vec![0.0] },
                 _ => bail!("a constant divided by an activation is not supported"),
             }
         }
@@ -122,10 +93,7 @@ pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
 /// Activation functions, each on one activation input.
 pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
     let op = match node.op_type.as_str() {
-        "Relu" => Op::Clamp {
-            lo: 0.0,
-            hi: f32::INFINITY,
-        },
+        "Relu" => Op::Clamp { lo: 0.0, hi: f32::INFINITY },
         "Clip" if opset < 11 => Op::Clamp {
             lo: node.get_attr_opt("min")?.unwrap_or(f32::NEG_INFINITY),
             hi: node.get_attr_opt("max")?.unwrap_or(f32::INFINITY),
@@ -137,18 +105,12 @@ pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Res
                     None => Ok(default),
                 }
             };
-            Op::Clamp {
-                lo: bound(1, f32::NEG_INFINITY)?,
-                hi: bound(2, f32::INFINITY)?,
-            }
+            Op::Clamp { lo: bound(1, f32::NEG_INFINITY)?, hi: bound(2, f32::INFINITY)? }
         }
-        "LeakyRelu" => Op::PRelu {
-            slope: vec![node.get_attr_opt("alpha")?.unwrap_or(0.01)],
-        },
+        "LeakyRelu" => Op::PRelu { slope: vec![node.get_attr_opt("alpha")?.unwrap_or(0.01)] },
         "PRelu" => {
             let x = cx.activation(&node.input[0])?;
-            let slope =
-                per_channel(&cx.constant(&node.input[1])?, cx.shape(x)).context("PRelu slope")?;
+            let slope = per_channel(&cx.constant(&node.input[1])?, cx.shape(x)).context("PRelu slope")?;
             Op::PRelu { slope }
         }
         "Sigmoid" => Op::Sigmoid,

@@ -7,9 +7,7 @@ use crate::ir::{Graph, Op};
 pub(super) fn fuse(graph: &mut Graph) {
     while let Some((conv, act)) = graph.find_pair(|g, n| {
         let next = sole_consumer(g, n)?;
-        let (Op::Conv2d { activation, .. } | Op::FullyConnected { activation, .. }) =
-            &g.nodes[n].op
-        else {
+        let (Op::Conv2d { activation, .. } | Op::FullyConnected { activation, .. }) = &g.nodes[n].op else {
             return None;
         };
         let fits = match g.nodes[next].op {
@@ -21,21 +19,15 @@ pub(super) fn fuse(graph: &mut Graph) {
         fits.then_some(next)
     }) {
         let fused = graph.nodes[act].op.clone();
-        let (Op::Conv2d {
-            activation, bias, ..
-        }
-        | Op::FullyConnected {
-            activation, bias, ..
-        }) = &mut graph.nodes[conv].op
+        let (Op::Conv2d { activation, bias, .. } | Op::FullyConnected { activation, bias, .. }) =
+            &mut graph.nodes[conv].op
         else {
             unreachable!()
         };
         match fused {
             Op::PRelu { slope } => activation.alpha = Some(per_channel(&slope, bias.len())),
             Op::Clamp { lo, hi } => {
-                let (l0, h0) = activation
-                    .clamp
-                    .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+                let (l0, h0) = activation.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
                 activation.clamp = Some((lo.max(l0), hi.min(h0)));
             }
             _ => unreachable!(),

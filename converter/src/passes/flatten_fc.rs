@@ -26,14 +26,7 @@ pub(super) fn fold_layout_transpose(graph: &mut Graph) {
         let nhwc = graph.tensors[graph.nodes[tr].inputs[0]].shape.clone();
         let (h, w, c) = (nhwc[1], nhwc[2], nhwc[3]);
         let fc = graph.consumers(graph.nodes[reshape].output)[0];
-        let Op::FullyConnected {
-            weights,
-            out_features,
-            ..
-        } = &mut graph.nodes[fc].op
-        else {
-            unreachable!()
-        };
+        let Op::FullyConnected { weights, out_features, .. } = &mut graph.nodes[fc].op else { unreachable!() };
         // Each weight row is a [C, H, W] block; make it [H, W, C].
         *weights = transpose(weights, &[*out_features, c, h, w], &[0, 2, 3, 1]);
         // The flattened tensor is now in H·W·C order: no longer ONNX's value.

@@ -16,27 +16,14 @@ pub(super) fn fold_into_first_conv(graph: &mut Graph) -> Result<()> {
     let Some(affine) = graph.consumers(graph.input).first().copied() else {
         return Ok(());
     };
-    if graph.consumers(graph.input).len() != 1
-        || !matches!(graph.nodes[affine].op, Op::ScaleShift { .. })
-    {
+    if graph.consumers(graph.input).len() != 1 || !matches!(graph.nodes[affine].op, Op::ScaleShift { .. }) {
         return Ok(());
     }
     let Some(conv) = sole_consumer(graph, affine) else {
         return Ok(());
     };
-    let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else {
-        unreachable!()
-    };
-    let Op::Conv2d {
-        weights,
-        weight_shape,
-        bias,
-        groups,
-        pads,
-        pad_value,
-        ..
-    } = &mut graph.nodes[conv].op
-    else {
+    let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else { unreachable!() };
+    let Op::Conv2d { weights, weight_shape, bias, groups, pads, pad_value, .. } = &mut graph.nodes[conv].op else {
         return Ok(());
     };
     let [o, _, _, ci] = *weight_shape;
@@ -58,11 +45,7 @@ pub(super) fn fold_into_first_conv(graph: &mut Graph) -> Result<()> {
         }
     }
     *pad_value = raw_zero[0];
-    log::info!(
-        "folded the input normalisation into conv `{}` (pads with {})",
-        graph.nodes[conv].name,
-        raw_zero[0]
-    );
+    log::info!("folded the input normalisation into conv `{}` (pads with {})", graph.nodes[conv].name, raw_zero[0]);
     let input = graph.input;
     graph.remove_node_replacing_output(affine, input);
     Ok(())

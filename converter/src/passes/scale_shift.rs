@@ -8,31 +8,13 @@ use crate::ir::{Graph, Op};
 pub(super) fn merge_chains(graph: &mut Graph) {
     while let Some((first, second)) = graph.find_pair(|g, n| {
         let next = sole_consumer(g, n)?;
-        let both = matches!(g.nodes[n].op, Op::ScaleShift { .. })
-            && matches!(g.nodes[next].op, Op::ScaleShift { .. });
+        let both = matches!(g.nodes[n].op, Op::ScaleShift { .. }) && matches!(g.nodes[next].op, Op::ScaleShift { .. });
         both.then_some(next)
     }) {
-        let Op::ScaleShift {
-            scale: s2,
-            shift: t2,
-        } = graph.nodes[second].op.clone()
-        else {
-            unreachable!()
-        };
-        let Op::ScaleShift {
-            scale: s1,
-            shift: t1,
-        } = &mut graph.nodes[first].op
-        else {
-            unreachable!()
-        };
+        let Op::ScaleShift { scale: s2, shift: t2 } = graph.nodes[second].op.clone() else { unreachable!() };
+        let Op::ScaleShift { scale: s1, shift: t1 } = &mut graph.nodes[first].op else { unreachable!() };
         let n = s1.len().max(t1.len()).max(s2.len()).max(t2.len());
-        let (a1, b1, a2, b2) = (
-            per_channel(s1, n),
-            per_channel(t1, n),
-            per_channel(&s2, n),
-            per_channel(&t2, n),
-        );
+        let (a1, b1, a2, b2) = (per_channel(s1, n), per_channel(t1, n), per_channel(&s2, n), per_channel(&t2, n));
         *s1 = (0..n).map(|c| a1[c] * a2[c]).collect();
         *t1 = (0..n).map(|c| b1[c] * a2[c] + b2[c]).collect();
         graph.absorb(first, second);
@@ -46,18 +28,13 @@ pub(super) fn fold_into_producer(graph: &mut Graph) {
     while let Some((conv, affine)) = graph.find_pair(|g, n| {
         let next = sole_consumer(g, n)?;
         let fits = match &g.nodes[n].op {
-            Op::Conv2d { activation, .. } | Op::FullyConnected { activation, .. } => {
-                *activation == Default::default()
-            }
+            Op::Conv2d { activation, .. } | Op::FullyConnected { activation, .. } => *activation == Default::default(),
             _ => false,
         };
         (fits && matches!(g.nodes[next].op, Op::ScaleShift { .. })).then_some(next)
     }) {
-        let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else {
-            unreachable!()
-        };
-        let (Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. }) =
-            &mut graph.nodes[conv].op
+        let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else { unreachable!() };
+        let (Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. }) = &mut graph.nodes[conv].op
         else {
             unreachable!()
         };
@@ -87,18 +64,11 @@ pub(super) fn fold_into_flatten_fc(graph: &mut Graph) {
             && g.tensors[g.nodes[reshape].output].shape.first() == Some(&1);
         fits.then_some(reshape)
     }) {
-        let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else {
-            unreachable!()
-        };
-        let channels = *graph.tensors[graph.nodes[affine].output]
-            .shape
-            .last()
-            .unwrap_or(&1);
+        let Op::ScaleShift { scale, shift } = graph.nodes[affine].op.clone() else { unreachable!() };
+        let channels = *graph.tensors[graph.nodes[affine].output].shape.last().unwrap_or(&1);
         let (scale, shift) = (per_channel(&scale, channels), per_channel(&shift, channels));
         let fc = graph.consumers(graph.nodes[reshape].output)[0];
-        let Op::FullyConnected { weights, bias, .. } = &mut graph.nodes[fc].op else {
-            unreachable!()
-        };
+        let Op::FullyConnected { weights, bias, .. } = &mut graph.nodes[fc].op else { unreachable!() };
         let inputs = weights.len() / bias.len();
         for (o, row) in weights.chunks_mut(inputs).enumerate() {
             for (j, w) in row.iter_mut().enumerate() {

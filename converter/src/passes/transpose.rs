@@ -10,16 +10,11 @@ use crate::ir::{Graph, Op};
 pub(super) fn compose(graph: &mut Graph) {
     while let Some((first, second)) = graph.find_pair(|g, n| {
         let next = sole_consumer(g, n)?;
-        let both = matches!(g.nodes[n].op, Op::Transpose { .. })
-            && matches!(g.nodes[next].op, Op::Transpose { .. });
+        let both = matches!(g.nodes[n].op, Op::Transpose { .. }) && matches!(g.nodes[next].op, Op::Transpose { .. });
         both.then_some(next)
     }) {
-        let Op::Transpose { perm: p2 } = graph.nodes[second].op.clone() else {
-            unreachable!()
-        };
-        let Op::Transpose { perm: p1 } = &mut graph.nodes[first].op else {
-            unreachable!()
-        };
+        let Op::Transpose { perm: p2 } = graph.nodes[second].op.clone() else { unreachable!() };
+        let Op::Transpose { perm: p1 } = &mut graph.nodes[first].op else { unreachable!() };
         // Output axis i of the second is its input axis p2[i], which is the
         // first's input axis p1[p2[i]].
         *p1 = p2.iter().map(|&a| p1[a]).collect();

@@ -12,14 +12,9 @@ pub fn root() -> PathBuf {
 
 /// A model from `$KILN_MODELS` (default `models/cache` at the workspace root).
 pub fn model(name: &str) -> PathBuf {
-    let dir =
-        std::env::var_os("KILN_MODELS").map_or_else(|| root().join("models/cache"), PathBuf::from);
+    let dir = std::env::var_os("KILN_MODELS").map_or_else(|| root().join("models/cache"), PathBuf::from);
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `models/fetch` at the workspace root first",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run `models/fetch` at the workspace root first", path.display());
     path
 }
 
@@ -29,25 +24,16 @@ pub fn sface() -> PathBuf {
 }
 
 /// Aligned 112x112 face crops from `$KILN_FACES` (default
-/// `../shared/data/faces112` beside the workspace).
+/// `tests/data/faces112` in the repository).
 pub fn faces() -> PathBuf {
-    let dir = std::env::var_os("KILN_FACES")
-        .map_or_else(|| root().join("../shared/data/faces112"), PathBuf::from);
-    assert!(
-        dir.is_dir(),
-        "face crops not found at {}: set KILN_FACES to a folder of 112x112 face PNGs",
-        dir.display()
-    );
+    let dir = std::env::var_os("KILN_FACES").map_or_else(|| root().join("tests/data/faces112"), PathBuf::from);
+    assert!(dir.is_dir(), "face crops not found at {}: set KILN_FACES to a folder of 112x112 face PNGs", dir.display());
     dir
 }
 
 /// Cosine similarity.
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }

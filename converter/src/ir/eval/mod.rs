@@ -38,11 +38,7 @@ pub fn evaluate(graph: &Graph, input: &[f32]) -> Result<Vec<Option<Vec<f32>>>> {
 /// Runs `graph` and returns only its outputs.
 pub fn run(graph: &Graph, input: &[f32]) -> Result<Vec<Vec<f32>>> {
     let mut values = evaluate(graph, input)?;
-    Ok(graph
-        .outputs
-        .iter()
-        .map(|&t| values[t].take().unwrap_or_default())
-        .collect())
+    Ok(graph.outputs.iter().map(|&t| values[t].take().unwrap_or_default()).collect())
 }
 
 type Input<'a> = (&'a [f32], &'a [usize]);
@@ -53,42 +49,22 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
     let per_channel = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i % channels] };
     match op {
         Op::Conv2d { .. } => spatial::conv2d(op, x, shape, out_shape),
-        Op::FullyConnected {
-            weights,
-            bias,
-            activation,
-            ..
-        } => {
+        Op::FullyConnected { weights, bias, activation, .. } => {
             let k = channels;
-            let mut out: Vec<f32> = x
-                .chunks(k)
-                .flat_map(|row| {
-                    weights
-                        .chunks(k)
-                        .zip(bias)
-                        .map(move |(w, b)| b + dot(row, w))
-                })
-                .collect();
+            let mut out: Vec<f32> =
+                x.chunks(k).flat_map(|row| weights.chunks(k).zip(bias).map(move |(w, b)| b + dot(row, w))).collect();
             activate(&mut out, activation, bias.len());
             out
         }
-        Op::ScaleShift { scale, shift } => (0..x.len())
-            .map(|i| x[i] * per_channel(scale, i) + per_channel(shift, i))
-            .collect(),
-        Op::PRelu { slope } => (0..x.len())
-            .map(|i| prelu(x[i], per_channel(slope, i)))
-            .collect(),
+        Op::ScaleShift { scale, shift } => {
+            (0..x.len()).map(|i| x[i] * per_channel(scale, i) + per_channel(shift, i)).collect()
+        }
+        Op::PRelu { slope } => (0..x.len()).map(|i| prelu(x[i], per_channel(slope, i))).collect(),
         Op::Clamp { lo, hi } => x.iter().map(|v| v.max(*lo).min(*hi)).collect(),
         Op::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
         Op::Tanh => x.iter().map(|v| v.tanh()).collect(),
-        Op::HardSwish => x
-            .iter()
-            .map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0)
-            .collect(),
-        Op::HardSigmoid { alpha, beta } => x
-            .iter()
-            .map(|v| (alpha * v + beta).clamp(0.0, 1.0))
-            .collect(),
+        Op::HardSwish => x.iter().map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0).collect(),
+        Op::HardSigmoid { alpha, beta } => x.iter().map(|v| (alpha * v + beta).clamp(0.0, 1.0)).collect(),
         Op::Add => broadcast(inputs, out_shape, |a, b| a + b),
         Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
         Op::Concat { axis } => concat(inputs, *axis),
@@ -118,14 +94,7 @@ fn prelu(x: f32, slope: f32) -> f32 {
 fn activate(values: &mut [f32], act: &FusedActivation, channels: usize) {
     if let Some(alpha) = &act.alpha {
         for (i, v) in values.iter_mut().enumerate() {
-            *v = prelu(
-                *v,
-                if alpha.len() == 1 {
-                    alpha[0]
-                } else {
-                    alpha[i % channels]
-                },
-            );
+            *v = prelu(*v, if alpha.len() == 1 { alpha[0] } else { alpha[i % channels] });
         }
     }
     if let Some((lo, hi)) = act.clamp {
@@ -210,9 +179,7 @@ fn softmax(x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
     let mut out = x.to_vec();
     for block in out.chunks_mut(n * inner) {
         for i in 0..inner {
-            let max = (0..n)
-                .map(|j| block[j * inner + i])
-                .fold(f32::NEG_INFINITY, f32::max);
+            let max = (0..n).map(|j| block[j * inner + i]).fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = (0..n).map(|j| (block[j * inner + i] - max).exp()).sum();
             for j in 0..n {
                 block[j * inner + i] = (block[j * inner + i] - max).exp() / sum;

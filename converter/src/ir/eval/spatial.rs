@@ -5,18 +5,7 @@ use crate::ir::{Op, Window};
 
 /// Convolution; padded cells hold `pad_value` (see [`Op::Conv2d`]).
 pub(super) fn conv2d(op: &Op, x: &[f32], shape: &[usize], out_shape: &[usize]) -> Vec<f32> {
-    let Op::Conv2d {
-        weights,
-        weight_shape,
-        bias,
-        stride,
-        dilation,
-        pads,
-        groups,
-        pad_value,
-        activation,
-    } = op
-    else {
+    let Op::Conv2d { weights, weight_shape, bias, stride, dilation, pads, groups, pad_value, activation } = op else {
         unreachable!("conv2d called on {}", op.name())
     };
     let (h, w, c) = (shape[1], shape[2], shape[3]);
@@ -66,48 +55,26 @@ pub(super) fn pool_or_resize(op: &Op, x: &[f32], shape: &[usize], out_shape: &[u
                     out.push(match op {
                         Op::MaxPool(win) => {
                             let cells = window_cells(win, y, xo, h, w);
-                            cells
-                                .iter()
-                                .map(|&(a, b)| at(a, b, ch))
-                                .fold(f32::NEG_INFINITY, f32::max)
+                            cells.iter().map(|&(a, b)| at(a, b, ch)).fold(f32::NEG_INFINITY, f32::max)
                         }
-                        Op::AvgPool {
-                            window,
-                            count_include_pad,
-                        } => {
+                        Op::AvgPool { window, count_include_pad } => {
                             let cells = window_cells(window, y, xo, h, w);
                             let sum: f32 = cells.iter().map(|&(a, b)| at(a, b, ch)).sum();
-                            let n = if *count_include_pad {
-                                window.kernel[0] * window.kernel[1]
-                            } else {
-                                cells.len()
-                            };
+                            let n = if *count_include_pad { window.kernel[0] * window.kernel[1] } else { cells.len() };
                             sum / n as f32
                         }
                         Op::GlobalAvgPool => {
-                            let sum: f32 = (0..h)
-                                .flat_map(|a| (0..w).map(move |b| (a, b)))
-                                .map(|(a, b)| at(a, b, ch))
-                                .sum();
+                            let sum: f32 =
+                                (0..h).flat_map(|a| (0..w).map(move |b| (a, b))).map(|(a, b)| at(a, b, ch)).sum();
                             sum / (h * w) as f32
                         }
-                        Op::Resize {
-                            linear,
-                            coordinate_mode,
-                            nearest_mode,
-                            scales,
-                            ..
-                        } => {
+                        Op::Resize { linear, coordinate_mode, nearest_mode, scales, .. } => {
                             let sy = source(coordinate_mode, y, h, scales[0]);
                             let sx = source(coordinate_mode, xo, w, scales[1]);
                             if *linear {
                                 bilinear(sy, sx, h, w, |a, b| at(a, b, ch))
                             } else {
-                                at(
-                                    nearest(nearest_mode, sy, h),
-                                    nearest(nearest_mode, sx, w),
-                                    ch,
-                                )
+                                at(nearest(nearest_mode, sy, h), nearest(nearest_mode, sx, w), ch)
                             }
                         }
                         _ => unreachable!("pool_or_resize called on {}", op.name()),
