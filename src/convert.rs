@@ -14,7 +14,8 @@ use crate::inputs::InputArgs;
 /// A progress bar for `len` steps of `what`.
 pub fn progress(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}").map(|s| s.progress_chars("=> "));
+    let style =
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}").map(|s| s.progress_chars("=> "));
     if let Ok(style) = style {
         bar.set_style(style);
     }
@@ -44,7 +45,12 @@ pub fn run(model: &Path, output: &Path, calib: &Path, args: &InputArgs) -> Resul
     let aligned = AlignedBytes::copy_of(&bytes);
     let info = Model::from_bytes(&aligned)?.info();
     let onnx_bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    println!("wrote {} in {:.1} s, calibrated on {} inputs", output.display(), start.elapsed().as_secs_f64(), samples.len());
+    println!(
+        "wrote {} in {:.1} s, calibrated on {} inputs",
+        output.display(),
+        start.elapsed().as_secs_f64(),
+        samples.len()
+    );
     println!(
         "  {} ops; file {} B = {:.1}% of the ONNX file ({} B); arena {} B (sum of all activations {} B)",
         info.ops,

@@ -96,7 +96,11 @@ impl<'g> Emitter<'g> {
     }
 
     fn range(&self, t: TensorId) -> Result<Range> {
-        self.ranges.get(t).copied().flatten().with_context(|| format!("no calibrated range for tensor `{}`", self.name(t)))
+        self.ranges
+            .get(t)
+            .copied()
+            .flatten()
+            .with_context(|| format!("no calibrated range for tensor `{}`", self.name(t)))
     }
 
     fn activation(&mut self, name: &str, dims: &[usize], quant: Quant) -> KTensor {
@@ -141,11 +145,8 @@ impl<'g> Emitter<'g> {
 
     /// Plans the arena from the emitted operators and places every activation.
     fn place(&mut self, input: KTensor, outputs: &[KTensor]) {
-        let mut lifetimes: BTreeMap<KTensor, Lifetime> = self
-            .activations
-            .iter()
-            .map(|&(t, size)| (t, Lifetime { size, first: usize::MAX, last: 0 }))
-            .collect();
+        let mut lifetimes: BTreeMap<KTensor, Lifetime> =
+            self.activations.iter().map(|&(t, size)| (t, Lifetime { size, first: usize::MAX, last: 0 })).collect();
         if let Some(l) = lifetimes.get_mut(&input) {
             l.first = 0;
         }
@@ -164,10 +165,8 @@ impl<'g> Emitter<'g> {
                 l.last = usize::MAX;
             }
         }
-        let (tensors, buffers): (Vec<KTensor>, Vec<Lifetime>) = lifetimes
-            .into_iter()
-            .map(|(t, l)| (t, Lifetime { last: l.last.max(l.first), ..l }))
-            .unzip();
+        let (tensors, buffers): (Vec<KTensor>, Vec<Lifetime>) =
+            lifetimes.into_iter().map(|(t, l)| (t, Lifetime { last: l.last.max(l.first), ..l })).unzip();
         let p = plan(&buffers, ALIGN);
         for (t, offset) in tensors.into_iter().zip(p.offsets) {
             self.writer.place(t, offset);
@@ -295,7 +294,10 @@ impl<'g> Emitter<'g> {
             }
             Op::Softmax { axis } => {
                 if *axis + 1 != out_dims.len() {
-                    bail!("softmax over axis {axis} of a rank-{} tensor: only the last axis is supported", out_dims.len());
+                    bail!(
+                        "softmax over axis {axis} of a rank-{} tensor: only the last axis is supported",
+                        out_dims.len()
+                    );
                 }
                 let table = self.writer.constant_f32(&format!("{}.exp", node.name), &softmax_table(1.0, xq));
                 let y = self.declare(out, Quant { scale: 1.0 / 256.0, zero_point: -128 });

@@ -38,8 +38,11 @@ fn int8_sface_matches_fp32() {
     let options = ImageOptions::default();
     let faces = input::load_dir(&common::faces(), &model.input_shape, &options).unwrap();
     assert_eq!(faces.len(), 24);
-    let calibration: Vec<Sample> =
-        faces.iter().filter(|s| is_calibration(s)).map(|s| Sample { path: s.path.clone(), values: s.values.clone() }).collect();
+    let calibration: Vec<Sample> = faces
+        .iter()
+        .filter(|s| is_calibration(s))
+        .map(|s| Sample { path: s.path.clone(), values: s.values.clone() })
+        .collect();
     assert_eq!(calibration.len(), 8);
 
     let ranges = calibrate(&model, &graph, &calibration, |_, _| {}).unwrap();

@@ -30,7 +30,10 @@ impl ImageOptions {
     /// The values a preprocessed pixel can take: the input's domain.
     pub fn value_range(&self) -> Range {
         let ends = self.mean.iter().flat_map(|m| [(0.0 - m) * self.scale, (255.0 - m) * self.scale]);
-        ends.fold(Range { min: f32::INFINITY, max: f32::NEG_INFINITY }, |r, v| Range { min: r.min.min(v), max: r.max.max(v) })
+        ends.fold(Range { min: f32::INFINITY, max: f32::NEG_INFINITY }, |r, v| Range {
+            min: r.min.min(v),
+            max: r.max.max(v),
+        })
     }
 }
 
