@@ -11,7 +11,7 @@ use kiln_converter::ir::{eval, layout};
 #[test]
 fn ranges_match_the_ir_values() {
     let (model, graph) = kiln_converter::load_ir(&common::sface()).unwrap();
-    let faces = input::load_dir(&common::faces(), &model.input_shape, &ImageOptions::default()).unwrap();
+    let faces = input::load_dir(&common::calibration_faces(), &model.input_shape, &ImageOptions::default()).unwrap();
     let samples = &faces[..3];
     let mut calls = 0;
     let ranges = calibrate(&model, &graph, samples, |done, total| {

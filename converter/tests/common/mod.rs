@@ -23,12 +23,23 @@ pub fn sface() -> PathBuf {
     model("face_recognition_sface_2021dec.onnx")
 }
 
-/// Aligned 112x112 face crops from `$KILN_FACES` (default
-/// `tests/data/faces112` in the repository).
-pub fn faces() -> PathBuf {
-    let dir = std::env::var_os("KILN_FACES").map_or_else(|| root().join("tests/data/faces112"), PathBuf::from);
-    assert!(dir.is_dir(), "face crops not found at {}: set KILN_FACES to a folder of 112x112 face PNGs", dir.display());
+/// A folder of the repository's test data, or `$var` when set.
+fn data_dir(var: &str, default: &str) -> PathBuf {
+    let dir = std::env::var_os(var).map_or_else(|| root().join(default), PathBuf::from);
+    assert!(dir.is_dir(), "test data not found at {}: set {var} to a folder of 112x112 face PNGs", dir.display());
     dir
+}
+
+/// The 16 aligned 112x112 face crops that accuracy is measured on
+/// (`$KILN_FACES`, default `tests/data/faces112`).
+pub fn faces() -> PathBuf {
+    data_dir("KILN_FACES", "tests/data/faces112")
+}
+
+/// The 8 face crops that calibration uses (`$KILN_CALIBRATION`, default
+/// `tests/data/calibration`).
+pub fn calibration_faces() -> PathBuf {
+    data_dir("KILN_CALIBRATION", "tests/data/calibration")
 }
 
 /// Cosine similarity.
