@@ -121,7 +121,7 @@ impl<'a> Model<'a> {
         let bounds = Bounds { arena: arena_size, weights: weights.len(), names };
         let tensors = read_tensors(&file[tensors], &bounds)?;
         let (inputs, outputs) = read_graph(&file[graph], tensors.len())?;
-        let (nodes, node_inputs) = read_ops(&file[ops], &tensors)?;
+        let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;
         let model = Model { bytes, weights, strings, tensors, nodes, node_inputs, inputs, outputs, arena_size };
         check_plan(&model)?;
         Ok(model)
@@ -336,7 +336,7 @@ fn read_graph(bytes: &[u8], tensors: usize) -> Result<(Vec<usize>, Vec<usize>), 
     Ok((inputs, outputs))
 }
 
-fn read_ops(bytes: &[u8], tensors: &[TensorDesc]) -> Result<(Vec<Node>, Vec<usize>), Error> {
+fn read_ops(bytes: &[u8], tensors: &[TensorDesc], weights: &[u8]) -> Result<(Vec<Node>, Vec<usize>), Error> {
     let mut r = Reader::new(bytes, "operator list");
     let count = r.u32()? as usize;
     r.reserved(4)?;
@@ -379,7 +379,7 @@ fn read_ops(bytes: &[u8], tensors: &[TensorDesc]) -> Result<(Vec<Node>, Vec<usiz
         }
         let op: Op = Op::decode(kind, &param_words, index)?;
         let inputs: Vec<Option<&TensorDesc>> = pool[start..].iter().map(|&t| tensors.get(t)).collect();
-        ops::check(&op, &Site { index, kind, inputs: &inputs, output: &tensors[output] })?;
+        ops::check(&op, &Site { index, kind, inputs: &inputs, output: &tensors[output], weights })?;
         nodes.push(Node { kind, op, inputs: (start, pool.len()), output });
     }
     if !r.rest().is_empty() {

@@ -4,7 +4,8 @@
 use core::ops::Range;
 
 use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
-use crate::kernels::{scalar, QIn, QOut, Requant};
+use crate::format::pack::Layout;
+use crate::kernels::{scalar, QIn, QOut, Requant, Weights};
 use crate::model::{Model, ABSENT};
 use crate::ops::{Node, Op};
 use crate::Error;
@@ -194,15 +195,19 @@ fn execute(model: &Model<'_>, node: &Node, arena: &mut [u8]) {
         let multiplier = ops.f32s(t(3));
         let negative = inputs.get(4).filter(|&&i| i != ABSENT).map_or(multiplier, |&i| ops.f32s(model.tensor(i)));
         let requant = Requant { multiplier, negative, zero_point: y_desc.quant.zero_point, act };
-        (ops.q(t(1)), bytemuck::cast_slice(ops.bytes(t(2))), requant)
+        (bytemuck::cast_slice(ops.bytes(t(2))), requant)
     };
+    let weights = |layout| Weights { data: ops.bytes(t(1)), shape: t(1).shape, layout };
     match node.op {
         Op::Conv2d(p) => {
-            let (w, bias, requant) = affine(p.act);
+            let (bias, requant) = affine(p.act);
+            let w = weights(Layout::conv(t(1).shape.nhwc(), p.groups));
             scalar::conv2d(&p, x, w, bias, &requant, y)
         }
         Op::FullyConnected(act) => {
-            let (w, bias, requant) = affine(act);
+            let (bias, requant) = affine(act);
+            let [o, k, ..] = t(1).shape.nhwc();
+            let w = weights(Layout::fully_connected(o, k));
             scalar::fully_connected(x, w, bias, &requant, y)
         }
         Op::Add(act) => scalar::add(x, ops.q(t(1)), act, y),

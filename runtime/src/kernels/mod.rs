@@ -6,8 +6,30 @@
 
 pub mod scalar;
 
+use crate::format::pack::Layout;
 use crate::ops::Act;
 use crate::{Quant, Shape};
+
+/// Convolution or fully connected weights, packed in the file
+/// ([`crate::format::pack`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    /// The packed bytes.
+    pub data: &'a [u8],
+    /// The logical shape: `[O, KH, KW, C/groups]` or `[O, K]`.
+    pub shape: Shape,
+    /// How `data` is laid out.
+    pub layout: Layout,
+}
+
+impl Weights<'_> {
+    /// The weight of output channel `o`, window position `tap`
+    /// (`ky * KW + kx`) and input channel `i` (within the group).
+    #[inline(always)]
+    pub fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
+        self.data[self.layout.index(o, tap, i)] as i8
+    }
+}
 
 /// An int8 tensor that a kernel reads.
 #[derive(Clone, Copy, Debug)]
