@@ -317,7 +317,7 @@ fn read_tensors(bytes: &[u8], bounds: &Bounds<'_>) -> Result<Vec<TensorDesc>, Er
 fn read_graph(bytes: &[u8], tensors: usize) -> Result<(Vec<usize>, Vec<usize>), Error> {
     let mut r = Reader::new(bytes, "graph section");
     let (n_in, n_out) = (r.u32()? as usize, r.u32()? as usize);
-    if n_in.saturating_add(n_out) != r.rest().len() / 4 || r.rest().len() % 4 != 0 {
+    if n_in.saturating_add(n_out) != r.rest().len() / 4 || !r.rest().len().is_multiple_of(4) {
         malformed!("the graph section lists {n_in} inputs and {n_out} outputs but holds {} bytes", bytes.len());
     }
     let mut read = |n: usize, role: &str| -> Result<Vec<usize>, Error> {

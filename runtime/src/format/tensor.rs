@@ -200,7 +200,7 @@ impl TensorDesc {
                 shape.dims()
             );
         }
-        if offset % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) {
             malformed!("tensor {index}: offset {offset} is not a multiple of {ALIGN}");
         }
         Ok(TensorDesc { dtype, shape, quant, storage, offset, len, name })
