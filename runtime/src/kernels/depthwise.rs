@@ -7,40 +7,76 @@ use crate::kernels::Weights;
 use crate::ops::Conv2d;
 use crate::Shape;
 
-/// Calls `block(out, c0, positions)` for every output pixel and every block
+/// The window positions of one output pixel that lie inside the input, for
+/// the block of channels starting at `c0`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// Offsets of the first visited position in the input and the weights.
+    x: usize,
+    w: usize,
+    /// Visited rows and columns of the window.
+    rows: usize,
+    cols: usize,
+    /// Steps between rows and columns, in the input and the weights.
+    x_row: usize,
+    x_col: usize,
+    w_row: usize,
+    w_col: usize,
+}
+
+impl Window {
+    /// Calls `f(x, w)` with the offsets of every visited position.
+    #[inline(always)]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                f(self.x + i * self.x_row + j * self.x_col, self.w + i * self.w_row + j * self.w_col);
+            }
+        }
+    }
+}
+
+/// Calls `block(out, c0, window)` for every output pixel and every block
 /// of up to 16 channels starting at `c0`: `out` is the offset of the
-/// pixel's first channel in the output, `positions` the offsets (in the
-/// input, in the packed weights) of channel `c0` at every window position
-/// inside the input. The weights of a position always hold 16 channels.
+/// pixel's first channel in the output. The weights of a position always
+/// hold 16 channels from `c0`.
+#[inline(always)]
 pub(crate) fn for_each_block(
     p: &Conv2d,
     x: Shape,
     w: &Weights<'_>,
     y: Shape,
-    mut block: impl FnMut(usize, usize, &mut dyn Iterator<Item = (usize, usize)>),
+    mut block: impl FnMut(usize, usize, &Window),
 ) {
     let [n, h, width, c] = x.nhwc();
     let [_, kh, kw, _] = w.shape.nhwc();
     let [_, oh, ow, _] = y.nhwc();
     let padded = w.layout.padded_channels();
     let [top, left, ..] = p.pad;
+    let [dy, dx] = p.dilation;
     for b in 0..n {
         for oy in 0..oh {
             let iy0 = (oy * p.stride[0]) as isize - top as isize;
-            let (ky0, ky1) = valid(iy0, p.dilation[0], kh, h);
+            let (ky0, ky1) = valid(iy0, dy, kh, h);
+            // The first visited row (any row if none is visited).
+            let iy = (iy0 + (ky0 * dy) as isize).max(0) as usize;
             for ox in 0..ow {
                 let ix0 = (ox * p.stride[1]) as isize - left as isize;
-                let (kx0, kx1) = valid(ix0, p.dilation[1], kw, width);
+                let (kx0, kx1) = valid(ix0, dx, kw, width);
+                let ix = (ix0 + (kx0 * dx) as isize).max(0) as usize;
                 let out = ((b * oh + oy) * ow + ox) * c;
                 for c0 in (0..c).step_by(BLOCK) {
-                    let mut positions = (ky0..ky1).flat_map(|ky| {
-                        let iy = (iy0 + (ky * p.dilation[0]) as isize) as usize;
-                        (kx0..kx1).map(move |kx| {
-                            let ix = (ix0 + (kx * p.dilation[1]) as isize) as usize;
-                            (((b * h + iy) * width + ix) * c + c0, (ky * kw + kx) * padded + c0)
-                        })
-                    });
-                    block(out, c0, &mut positions);
+                    let window = Window {
+                        x: ((b * h + iy) * width + ix) * c + c0,
+                        w: (ky0 * kw + kx0) * padded + c0,
+                        rows: ky1 - ky0,
+                        cols: kx1 - kx0,
+                        x_row: dy * width * c,
+                        x_col: dx * c,
+                        w_row: kw * padded,
+                        w_col: padded,
+                    };
+                    block(out, c0, &window);
                 }
             }
         }

@@ -70,6 +70,10 @@ pub(crate) struct Tile {
     pub y_stride: usize,
     /// Columns to store, `1..=NT`.
     pub n: usize,
+    /// Whether the rows already hold `x + X_SHIFT` (as bytes): the driver
+    /// copies the rows of single-position tiles, shifted, to the stack once
+    /// and reuses them for every column block.
+    pub shifted: bool,
 }
 
 impl Tile {
@@ -123,7 +127,8 @@ pub(crate) trait Microkernel {
     const MR: usize;
     /// Columns (output channels) per tile: 16 or 32.
     const NT: usize;
-    /// What the kernel adds to each activation before multiplying.
+    /// What the kernel adds to each activation before multiplying: 0, or
+    /// 128 (`x ^ 0x80`, read as u8).
     const X_SHIFT: i32;
 
     /// Computes a tile and stores its `m × n` int8 outputs.
@@ -171,6 +176,11 @@ fn run<K: Microkernel>(
     let blocks = layout.blocks();
     let per_tile = K::NT / BLOCK;
     let tiles = blocks.div_ceil(per_tile);
+    // Rows shifted once per tile (for kernels that shift), `k4` bytes apart.
+    const SHIFTED: usize = 16 * 1024;
+    let k4 = k.next_multiple_of(GROUP);
+    let shift = K::X_SHIFT != 0 && positions == 1 && K::MR * k4 <= SHIFTED;
+    let mut shifted_rows = [0u8; SHIFTED];
     for first in (0..tiles).step_by(CHUNK) {
         let chunk = first..tiles.min(first + CHUNK);
         let mut epilogues = [Epilogue {
@@ -190,6 +200,20 @@ fn run<K: Microkernel>(
             e.neg[..n].copy_from_slice(&rq.negative[c0..][..n]);
         }
         rows(&mut |a, a_stride, m, taps, y| {
+            let shifted = shift && taps.ky == (0, 1) && taps.kx == (0, 1);
+            let (a, a_stride) = if shifted {
+                for r in 0..m {
+                    // SAFETY: the rows of a tile at its one visited position
+                    // hold `k` bytes each inside `x`.
+                    let row = unsafe { core::slice::from_raw_parts(a.add(r * a_stride) as *const u8, k) };
+                    for (s, &v) in shifted_rows[r * k4..][..k].iter_mut().zip(row) {
+                        *s = v ^ 0x80;
+                    }
+                }
+                (shifted_rows.as_ptr() as *const i8, k4)
+            } else {
+                (a, a_stride)
+            };
             for (e, j) in epilogues.iter().zip(chunk.clone()) {
                 let b0 = j * per_tile;
                 let b1 = (b0 + per_tile - 1).min(blocks - 1);
@@ -207,6 +231,7 @@ fn run<K: Microkernel>(
                     y: y.wrapping_add(j * K::NT),
                     y_stride,
                     n: K::NT.min(o - j * K::NT),
+                    shifted,
                 };
                 // SAFETY: the caller checked the ISA; `rows` gives tiles
                 // whose visited rows lie in `x` and whose outputs lie in `y`;

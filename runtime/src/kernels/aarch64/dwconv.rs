@@ -28,12 +28,17 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
         min: rq.act.min,
         max: rq.act.max,
     };
-    for_each_block(p, xs, &w, ys, |out, c0, positions| {
+    for_each_block(p, xs, &w, ys, |out, c0, window| {
         let cn = (c - c0).min(16);
         let mut acc = [vdupq_n_s32(0); 4];
-        for (xa, wa) in positions {
-            let v = load16(&x.data[xa..xa + cn], 0);
-            // SAFETY: 16-byte arrays: a stack copy and a padded weight row.
+        window.for_each(|xa, wa| {
+            let v = if cn == 16 {
+                x.data[xa..][..16].try_into().expect("16 bytes")
+            } else {
+                load16(&x.data[xa..xa + cn], 0)
+            };
+            // SAFETY: 16-byte arrays: input (or a stack copy) and a padded
+            // weight row.
             let (v, ws) = unsafe { (vld1q_s8(v.as_ptr()), vld1q_s8(w.data[wa..][..16].as_ptr() as *const i8)) };
             let lo = vsubq_s16(vmovl_s8(vget_low_s8(v)), zx);
             let hi = vsubq_s16(vmovl_high_s8(v), zx);
@@ -42,7 +47,7 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
             acc[1] = vmlal_high_s16(acc[1], lo, wl);
             acc[2] = vmlal_s16(acc[2], vget_low_s16(hi), vget_low_s16(wh));
             acc[3] = vmlal_high_s16(acc[3], hi, wh);
-        }
+        });
         e.bias[..16].copy_from_slice(&load16(bias, c0));
         e.mult[..16].copy_from_slice(&load16(rq.multiplier, c0));
         e.neg[..16].copy_from_slice(&load16(rq.negative, c0));

@@ -143,7 +143,7 @@ unsafe fn dot(t: &Tile) {
         })
     };
     // SAFETY: as above.
-    unsafe { store_tile(t, &acc, sums) };
+    unsafe { store_tile(t, acc, sums) };
 }
 
 /// # Safety
@@ -164,5 +164,5 @@ unsafe fn widened(t: &Tile) {
     };
     let channels = acc.map(|a| core::array::from_fn(|q| vpaddq_s32(a[2 * q], a[2 * q + 1])));
     // SAFETY: as above.
-    unsafe { store_tile(t, &channels, sums) };
+    unsafe { store_tile(t, channels, sums) };
 }

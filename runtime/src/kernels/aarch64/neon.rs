@@ -59,14 +59,16 @@ fn float_lanes(v: &[f32; 32], at: usize) -> float32x4_t {
 }
 
 /// The output stage of a 16-column tile of `MR` rows: accumulators
-/// `acc[r][q]` for columns `4q..4q + 4`, visited weight sums `sums`.
+/// `acc[r][q]` for columns `4q..4q + 4`, visited weight sums `sums`. The
+/// accumulators come by value: indexing the caller's array with variables
+/// would keep it in memory through the caller's loop.
 ///
 /// # Safety
 ///
 /// The CPU supports NEON; `t` satisfies [`Tile`]'s guarantees.
 #[target_feature(enable = "neon")]
 #[inline]
-pub(super) unsafe fn store_tile<const MR: usize>(t: &Tile, acc: &[[int32x4_t; 4]; MR], sums: [int32x4_t; 4]) {
+pub(super) unsafe fn store_tile<const MR: usize>(t: &Tile, acc: [[int32x4_t; 4]; MR], sums: [int32x4_t; 4]) {
     // SAFETY: the driver points `epilogue` at a live `Epilogue`.
     let e: &Epilogue = unsafe { &*t.epilogue };
     let shift = vdupq_n_s32(e.shift);

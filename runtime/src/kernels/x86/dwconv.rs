@@ -19,22 +19,23 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
     let zx = _mm256_set1_epi16(x.quant.zero_point as i16);
     let clamp = Clamp::new(rq.zero_point, rq.act.min, rq.act.max);
     let (xs, ys) = (x.shape, y.shape);
-    for_each_block(p, xs, &w, ys, |out, c0, positions| {
+    for_each_block(p, xs, &w, ys, |out, c0, window| {
         let cn = (c - c0).min(16);
         let mut acc = [_mm256_setzero_si256(); 2];
-        for (xa, wa) in positions {
-            let v = load16(&x.data[xa..xa + cn], 0);
-            // SAFETY: 16-byte arrays: a stack copy and a padded weight row.
-            let (v, ws) = unsafe {
-                (
-                    _mm_loadu_si128(v.as_ptr() as *const __m128i),
-                    _mm_loadu_si128(w.data[wa..][..16].as_ptr() as *const __m128i),
-                )
+        window.for_each(|xa, wa| {
+            let v = if cn == 16 {
+                // SAFETY: 16 bytes of the input.
+                unsafe { _mm_loadu_si128(x.data[xa..][..16].as_ptr() as *const __m128i) }
+            } else {
+                // SAFETY: a 16-byte stack copy.
+                unsafe { _mm_loadu_si128(load16(&x.data[xa..xa + cn], 0).as_ptr() as *const __m128i) }
             };
+            // SAFETY: positions hold 16 weights from `c0` (the layout pads).
+            let ws = unsafe { _mm_loadu_si128(w.data[wa..][..16].as_ptr() as *const __m128i) };
             let products = _mm256_mullo_epi16(_mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zx), _mm256_cvtepi8_epi16(ws));
             acc[0] = _mm256_add_epi32(acc[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(products)));
             acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(products)));
-        }
+        });
         let (bs, ms, ns) = (load16(bias, c0), load16(rq.multiplier, c0), load16(rq.negative, c0));
         let q = [0, 1].map(|h| {
             // SAFETY: 8 lanes at 8 * h of 16-lane stack arrays.

@@ -17,16 +17,24 @@ impl Microkernel for Avx512Vnni {
 
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded from the caller's contract.
-        unsafe { tile(t) }
+        unsafe {
+            if t.shifted {
+                tile::<false>(t)
+            } else {
+                tile::<true>(t)
+            }
+        }
     }
 }
 
+/// The tile, flipping the rows' sign bits itself if `FLIP`.
+///
 /// # Safety
 ///
 /// The CPU supports AVX-512 F, BW, VL and VNNI; `t` satisfies
 /// [`Microkernel::tile`]'s contract.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile(t: &Tile) {
+unsafe fn tile<const FLIP: bool>(t: &Tile) {
     let flip = _mm512_set1_epi32(0x8080_8080u32 as i32);
     let mut acc = [[_mm512_setzero_si512(); 2]; MR];
     let mut sums = [_mm512_setzero_si512(); 2];
@@ -42,7 +50,8 @@ unsafe fn tile(t: &Tile) {
         let b = w.map(|w| unsafe { _mm512_loadu_si512(w.add(at) as *const __m512i) });
         for (acc, &row) in acc.iter_mut().zip(rows) {
             // SAFETY: `walk` gives addresses of 4 readable bytes.
-            let x = _mm512_xor_si512(_mm512_set1_epi32(unsafe { (row as *const i32).read_unaligned() }), flip);
+            let x = _mm512_set1_epi32(unsafe { (row as *const i32).read_unaligned() });
+            let x = if FLIP { _mm512_xor_si512(x, flip) } else { x };
             acc[0] = _mm512_dpbusd_epi32(acc[0], x, b[0]);
             acc[1] = _mm512_dpbusd_epi32(acc[1], x, b[1]);
         }
@@ -52,7 +61,10 @@ unsafe fn tile(t: &Tile) {
     // SAFETY: the driver points `epilogue` at a live `Epilogue`.
     let e: &Epilogue = unsafe { &*t.epilogue };
     let shift = _mm512_set1_epi32(e.shift);
-    for h in 0..2 {
+    // Index the accumulators by constants only, so that they stay in
+    // registers through the loop above.
+    let halves = [acc.map(|a| a[0]), acc.map(|a| a[1])];
+    for (h, acc) in halves.iter().enumerate() {
         let cols = t.n.saturating_sub(16 * h).min(16);
         if cols == 0 {
             continue;
@@ -69,7 +81,7 @@ unsafe fn tile(t: &Tile) {
         let mask = ((1u32 << cols) - 1) as u16;
         for (r, acc) in acc.iter().enumerate() {
             if r < t.m {
-                let q = requantize(_mm512_add_epi32(acc[h], base), mult, neg, e);
+                let q = requantize(_mm512_add_epi32(*acc, base), mult, neg, e);
                 // SAFETY: row `r < m`, columns `16h..16h + cols` lie in the output.
                 unsafe { _mm_mask_storeu_epi8(t.y.add(r * t.y_stride + 16 * h), mask, q) };
             }

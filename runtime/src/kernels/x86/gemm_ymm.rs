@@ -19,7 +19,13 @@ impl Microkernel for AvxVnni {
 
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded from the caller's contract.
-        unsafe { vnni(t) }
+        unsafe {
+            if t.shifted {
+                vnni::<false>(t)
+            } else {
+                vnni::<true>(t)
+            }
+        }
     }
 }
 
@@ -51,12 +57,14 @@ unsafe fn add_sums(sums: &mut [__m256i; 2], w: *const u8, at: usize) {
     }
 }
 
+/// The tile, flipping the rows' sign bits itself if `FLIP`.
+///
 /// # Safety
 ///
 /// The CPU supports AVX2 and AVX-VNNI; `t` satisfies
 /// [`Microkernel::tile`]'s contract.
 #[target_feature(enable = "avx2,avxvnni")]
-unsafe fn vnni(t: &Tile) {
+unsafe fn vnni<const FLIP: bool>(t: &Tile) {
     const MR: usize = AvxVnni::MR;
     let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
     let mut acc = [[_mm256_setzero_si256(); 2]; MR];
@@ -69,7 +77,8 @@ unsafe fn vnni(t: &Tile) {
         let b = [0, 1].map(|h| unsafe { _mm256_loadu_si256(w.add(at + 32 * h) as *const __m256i) });
         for (acc, &row) in acc.iter_mut().zip(rows) {
             // SAFETY: `walk` gives addresses of 4 readable bytes.
-            let x = _mm256_xor_si256(_mm256_set1_epi32(unsafe { (row as *const i32).read_unaligned() }), flip);
+            let x = _mm256_set1_epi32(unsafe { (row as *const i32).read_unaligned() });
+            let x = if FLIP { _mm256_xor_si256(x, flip) } else { x };
             acc[0] = _mm256_dpbusd_avx_epi32(acc[0], x, b[0]);
             acc[1] = _mm256_dpbusd_avx_epi32(acc[1], x, b[1]);
         }
@@ -77,7 +86,7 @@ unsafe fn vnni(t: &Tile) {
     // SAFETY: the tile satisfies the driver's guarantees.
     unsafe {
         t.walk::<MR>(tap, group);
-        store_tile(t, &acc, sums);
+        store_tile(t, acc, sums);
     }
 }
 
@@ -113,5 +122,5 @@ unsafe fn widened(t: &Tile) {
     let channels =
         acc.map(|a| [0, 1].map(|h| _mm256_permute4x64_epi64::<0xD8>(_mm256_hadd_epi32(a[2 * h], a[2 * h + 1]))));
     // SAFETY: as above.
-    unsafe { store_tile(t, &channels, sums) };
+    unsafe { store_tile(t, channels, sums) };
 }

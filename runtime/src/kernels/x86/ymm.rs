@@ -80,7 +80,9 @@ fn lanes<T: Copy>(v: &[T; 32], at: usize) -> __m256i {
 }
 
 /// The output stage of a 16-column GEMM tile of `MR` rows, accumulators
-/// `acc[r]` (columns 0..8 and 8..16) and visited weight sums `sums`.
+/// `acc[r]` (columns 0..8 and 8..16) and visited weight sums `sums`. The
+/// accumulators come by value: indexing the caller's array with variables
+/// would keep it in memory through the caller's loop.
 ///
 /// # Safety
 ///
@@ -90,7 +92,7 @@ fn lanes<T: Copy>(v: &[T; 32], at: usize) -> __m256i {
 #[inline]
 pub(super) unsafe fn store_tile<const MR: usize>(
     t: &crate::kernels::gemm::Tile,
-    acc: &[[__m256i; 2]; MR],
+    acc: [[__m256i; 2]; MR],
     sums: [__m256i; 2],
 ) {
     // SAFETY: the driver points `epilogue` at a live `Epilogue`.
