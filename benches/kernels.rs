@@ -82,7 +82,7 @@ fn best_seconds(session: &mut Session<'_>) -> f64 {
 /// One core's `vpdpbusd` zmm peak in G multiply-accumulates per second.
 #[cfg(target_arch = "x86_64")]
 fn vnni_peak() -> Option<f64> {
-    use std::arch::x86_64::*;
+    use core::arch::x86_64::*;
     const CHAINS: usize = 12;
     /// # Safety
     ///
@@ -101,14 +101,14 @@ fn vnni_peak() -> Option<f64> {
         return None;
     }
     let iterations = 20_000_000u64;
-    let ones = std::hint::black_box(0x0101_0101);
+    let ones = core::hint::black_box(0x0101_0101);
     let best = (0..5)
         .map(|_| {
             let t = Instant::now();
             // SAFETY: AVX-512 VNNI support was checked above; the loop
             // touches registers only.
             let r = unsafe { chains(iterations, _mm512_set1_epi32(ones), _mm512_set1_epi32(ones)) };
-            std::hint::black_box(r);
+            core::hint::black_box(r);
             t.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min);

@@ -86,6 +86,9 @@ pub(crate) fn for_each_block(
 /// Copies up to 16 values of `v` from `at`, zero-filled past its end.
 #[inline(always)]
 pub(crate) fn load16<T: Copy + Default>(v: &[T], at: usize) -> [T; 16] {
+    if let Some(whole) = v.get(at..at + 16) {
+        return whole.try_into().expect("16 values");
+    }
     let mut out = [T::default(); 16];
     let n = v.len().saturating_sub(at).min(16);
     out[..n].copy_from_slice(&v[at..][..n]);

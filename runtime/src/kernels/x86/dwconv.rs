@@ -37,19 +37,22 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
             acc[1] = _mm256_add_epi32(acc[1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(products)));
         });
         let (bs, ms, ns) = (load16(bias, c0), load16(rq.multiplier, c0), load16(rq.negative, c0));
-        let q = [0, 1].map(|h| {
-            // SAFETY: 8 lanes at 8 * h of 16-lane stack arrays.
-            let (b, m, n) = unsafe {
-                (
-                    _mm256_loadu_si256(bs[8 * h..].as_ptr() as *const __m256i),
-                    _mm256_loadu_ps(ms[8 * h..].as_ptr()),
-                    _mm256_loadu_ps(ns[8 * h..].as_ptr()),
-                )
-            };
-            requantize(_mm256_add_epi32(acc[h], b), m, n, clamp)
-        });
+        // Written out (no closure over `h`), so that it all inlines.
+        // SAFETY: 8 lanes at 0 and 8 of 16-lane stack arrays.
+        let (b0, b1, m0, m1, n0, n1) = unsafe {
+            (
+                _mm256_loadu_si256(bs.as_ptr() as *const __m256i),
+                _mm256_loadu_si256(bs[8..].as_ptr() as *const __m256i),
+                _mm256_loadu_ps(ms.as_ptr()),
+                _mm256_loadu_ps(ms[8..].as_ptr()),
+                _mm256_loadu_ps(ns.as_ptr()),
+                _mm256_loadu_ps(ns[8..].as_ptr()),
+            )
+        };
+        let q0 = requantize(_mm256_add_epi32(acc[0], b0), m0, n0, clamp);
+        let q1 = requantize(_mm256_add_epi32(acc[1], b1), m1, n1, clamp);
         let dst = &mut y.data[out + c0..][..cn];
         // SAFETY: `dst` holds `cn` bytes.
-        unsafe { store(dst.as_mut_ptr(), pack16(q[0], q[1]), cn) };
+        unsafe { store(dst.as_mut_ptr(), pack16(q0, q1), cn) };
     });
 }
