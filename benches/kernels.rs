@@ -163,7 +163,7 @@ fn kernels(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    config = Criterion::default().sample_size(10).warm_up_time(core::time::Duration::from_millis(300)).measurement_time(core::time::Duration::from_secs(1));
     targets = kernels
 }
 criterion_main!(benches);
