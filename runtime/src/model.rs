@@ -120,6 +120,20 @@ impl<'a> Model<'a> {
         };
         let bounds = Bounds { arena: arena_size, weights: weights.len(), names };
         let tensors = read_tensors(&file[tensors], &bounds)?;
+        // A session allocates the whole arena: a header that claims more than
+        // the activations span would make a small file ask for any amount of
+        // memory (and abort on allocation failure), and no buffer can hold
+        // more than isize::MAX bytes.
+        let extent = tensors.iter().filter(|t| t.storage == Storage::Arena).map(|t| t.offset + t.len).max();
+        let needed = extent.unwrap_or(0).checked_next_multiple_of(format::ALIGN).unwrap_or(usize::MAX);
+        if arena_size > needed {
+            malformed!(
+                "the header's arena of {arena_size} bytes is larger than the {needed} bytes the activations span"
+            );
+        }
+        if arena_size > isize::MAX as usize {
+            malformed!("the arena of {arena_size} bytes is larger than any buffer can be");
+        }
         let (inputs, outputs) = read_graph(&file[graph], tensors.len())?;
         let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;
         let model = Model { bytes, weights, strings, tensors, nodes, node_inputs, inputs, outputs, arena_size };

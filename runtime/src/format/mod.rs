@@ -25,7 +25,9 @@
 //! 24      4    CRC-32 (IEEE, as zlib) of the whole file, computed with these
 //!              four bytes set to zero. It catches accidents, not attackers.
 //! 28      4    number of sections, n
-//! 32      8    arena size in bytes: the one buffer all activations live in
+//! 32      8    arena size in bytes: the one buffer all activations live in;
+//!              at least the furthest end of an activation and at most that
+//!              end rounded up to a multiple of 64
 //! 40     24    reserved, zero
 //! 64   24*n    section table, one entry per section:
 //!                0 4 kind (a fourcc, below)   4 4 reserved, zero

@@ -45,7 +45,8 @@ pub fn max_pool(p: &Pool, x: QIn<'_>, y: QOut<'_>) {
     });
 }
 
-/// Mean over each window: `acc = Σ (x - zx)` over the valid part, `n` the
+/// Mean over each window: `acc = Σ (x - zx)` (wrapping i32, as in
+/// [`global_avg_pool`]) over the valid part, `n` the
 /// window's area (`count_include_pad`) or its valid count, then
 /// `acc * ((sx / sy) / n)` and the output stage.
 pub fn avg_pool(p: &Pool, x: QIn<'_>, y: QOut<'_>) {
@@ -59,7 +60,8 @@ pub fn avg_pool(p: &Pool, x: QIn<'_>, y: QOut<'_>) {
             let mut acc = 0i32;
             for iy in rows.clone() {
                 for ix in cols.clone() {
-                    acc += i32::from(x.data[b * b_stride + (iy * w + ix) * c + ch]) - x.quant.zero_point;
+                    let v = i32::from(x.data[b * b_stride + (iy * w + ix) * c + ch]) - x.quant.zero_point;
+                    acc = acc.wrapping_add(v);
                 }
             }
             y.data[at + ch] = quantize_output(acc as f32 * scale, y.quant.zero_point, -128, 127);

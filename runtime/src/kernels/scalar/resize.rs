@@ -26,14 +26,16 @@ fn nearest(mode: NearestMode, v: f32, input: usize) -> usize {
         NearestMode::Floor => libm::floorf(v),
         NearestMode::Ceil => libm::ceilf(v),
     };
-    r.clamp(0.0, (input - 1) as f32) as usize
+    // Clamped as an index: `(input - 1) as f32` can round up past the input.
+    (r.max(0.0) as usize).min(input - 1)
 }
 
 /// The two source indices around `v` (clamped into the input) and the
 /// weight of the second.
 fn linear(v: f32, input: usize) -> (usize, usize, f32) {
     let v = v.clamp(0.0, (input - 1) as f32);
-    let i0 = libm::floorf(v) as usize;
+    // As in `nearest`: the f32 bound can round up past the input.
+    let i0 = (libm::floorf(v) as usize).min(input - 1);
     (i0, (i0 + 1).min(input - 1), v - i0 as f32)
 }
 

@@ -1,0 +1,570 @@
+//! Hostile and corrupt files: every one must give an `Err` that names the
+//! problem, never a panic. A file that still loads must run without one.
+//!
+//! The checksum catches accidents, not attackers, so most mutations here
+//! recompute it (`format::reseal`): what they exercise is the structural
+//! validator.
+
+mod support;
+
+use core::panic::AssertUnwindSafe;
+use std::panic::catch_unwind;
+
+use kiln_runtime::format::{self, AlignedBytes, ModelWriter, TensorId};
+use kiln_runtime::ops::Act;
+use kiln_runtime::{DType, Model, OpKind, Quant, Session};
+
+/// What loading (and, if that succeeds, running) a file did.
+#[derive(Debug)]
+enum Outcome {
+    /// Loaded and ran once.
+    Ran,
+    /// Rejected with this message.
+    Rejected(String),
+}
+
+/// Loads `bytes` from an aligned copy; if the model loads, makes a session
+/// and runs it once. Panics (failing the test) if anything panicked.
+fn outcome(bytes: &[u8], what: &str) -> Outcome {
+    let file = AlignedBytes::copy_of(bytes);
+    let result = catch_unwind(AssertUnwindSafe(|| match Model::from_bytes(&file) {
+        Err(e) => Outcome::Rejected(e.to_string()),
+        Ok(model) => {
+            run_once(&model);
+            Outcome::Ran
+        }
+    }));
+    match result {
+        Ok(o) => o,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{what}: loading or running panicked: {msg}")
+        }
+    }
+}
+
+/// Sets every input to a ramp, runs, and reads every output.
+fn run_once(model: &Model<'_>) {
+    let mut session = Session::new(model).expect("a session of a loaded model");
+    let inputs: Vec<usize> = model.inputs().map(|t| t.shape.elements()).collect();
+    for (i, &n) in inputs.iter().enumerate() {
+        let values: Vec<f32> = (0..n).map(|k| (k % 256) as f32 - 100.0).collect();
+        session.set_input_f32(i, &values).unwrap();
+    }
+    session.run();
+    let outputs: Vec<usize> = model.outputs().map(|t| t.shape.elements()).collect();
+    for (i, &n) in outputs.iter().enumerate() {
+        let mut values = vec![0f32; n];
+        session.output_f32(i, &mut values).unwrap();
+    }
+}
+
+/// The error message of a file that must be rejected.
+fn rejected(bytes: &[u8], what: &str) -> String {
+    match outcome(bytes, what) {
+        Outcome::Rejected(msg) => msg,
+        Outcome::Ran => panic!("{what}: the file was accepted"),
+    }
+}
+
+/// Asserts that `bytes` are rejected with a message containing every one of
+/// `needles`.
+#[track_caller]
+fn assert_rejected(bytes: &[u8], what: &str, needles: &[&str]) {
+    let msg = rejected(bytes, what);
+    for needle in needles {
+        assert!(msg.contains(needle), "{what}: message {msg:?} does not contain {needle:?}");
+    }
+}
+
+fn small_net() -> Vec<u8> {
+    support::small_net(7)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The section-table entry of `kind`: (entry position, offset, length).
+fn section(b: &[u8], kind: [u8; 4]) -> (usize, usize, usize) {
+    let count = u32_at(b, 28) as usize;
+    (0..count)
+        .map(|i| format::HEADER_LEN + i * format::SECTION_ENTRY_LEN)
+        .find(|&e| b[e..e + 4] == kind)
+        .map(|e| (e, u64_at(b, e + 8) as usize, u64_at(b, e + 16) as usize))
+        .expect("section present")
+}
+
+/// Position of tensor record `i`.
+fn tensor_record(b: &[u8], i: usize) -> usize {
+    section(b, format::section::TENSORS).1 + 8 + i * format::TENSOR_RECORD_LEN
+}
+
+fn tensor_count(b: &[u8]) -> usize {
+    u32_at(b, section(b, format::section::TENSORS).1) as usize
+}
+
+/// Index of the first tensor with this storage code (0 arena, 1 constant).
+fn first_tensor(b: &[u8], storage: u8) -> usize {
+    (0..tensor_count(b)).find(|&i| b[tensor_record(b, i) + 2] == storage).unwrap()
+}
+
+/// Position of operator `i`'s record in the operator list.
+fn op_record(b: &[u8], i: usize) -> usize {
+    let mut at = section(b, format::section::OPS).1 + 8;
+    for _ in 0..i {
+        let (n_in, n_out) = (usize::from(b[at + 2]), usize::from(b[at + 3]));
+        let n_params = usize::from(u16::from_le_bytes([b[at + 4], b[at + 5]]));
+        at += 8 + 4 * (n_in + n_out + n_params);
+    }
+    at
+}
+
+/// `bytes` with `f` applied and the checksum recomputed.
+fn mutated(bytes: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    f(&mut b);
+    format::reseal(&mut b);
+    b
+}
+
+#[test]
+fn the_valid_file_loads_and_runs() {
+    assert!(matches!(outcome(&small_net(), "small_net"), Outcome::Ran));
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let file = small_net();
+    for len in 0..file.len() {
+        let what = format!("truncated to {len} bytes");
+        let msg = rejected(&file[..len], &what);
+        let expected = match len {
+            0..8 => "not a .kiln file",
+            8..24 => "header ends early",
+            _ => "truncated or padded",
+        };
+        assert!(msg.contains(expected), "{what}: {msg:?} does not contain {expected:?}");
+
+        // The same truncation with the header's length and checksum made to
+        // agree: the section table is what must catch it.
+        if len >= format::HEADER_LEN {
+            let what = format!("truncated to {len} bytes, length field patched");
+            let b = mutated(&file[..len], |b| put_u64(b, 16, len as u64));
+            let msg = rejected(&b, &what);
+            let named = ["section table ends early", "runs past the end of the file"];
+            assert!(named.iter().any(|n| msg.contains(n)), "{what}: {msg:?}");
+        }
+    }
+}
+
+#[test]
+fn every_byte_flip_with_a_valid_checksum_is_rejected_or_runs() {
+    let file = small_net();
+    let (mut ran, mut rejected) = (0, 0);
+    let mut ran_at = Vec::new();
+    for at in 0..file.len() {
+        for mask in [0xFF, 0x01, 0x02, 0x10, 0x80] {
+            let b = mutated(&file, |b| b[at] ^= mask);
+            match outcome(&b, &format!("byte {at} ^ {mask:#04x}, resealed")) {
+                Outcome::Ran => {
+                    ran += 1;
+                    ran_at.push(at);
+                }
+                Outcome::Rejected(msg) => {
+                    rejected += 1;
+                    assert!(!msg.contains("checksum"), "byte {at} ^ {mask:#04x}: resealed, yet {msg:?}");
+                }
+            }
+        }
+    }
+    println!("{} bytes x 5 masks: {ran} flipped files still load and run, {rejected} are rejected", file.len());
+    // The header, the section table and the tensor table (not the padding
+    // between sections, nor the strings) hold nothing that can change without the validator noticing, except a tensor's name
+    // (record bytes 4..12), its scale and zero point (32..40) and, within the
+    // rules of the memory plan, its arena offset (40..48).
+    let tens = section(&file, format::section::TENSORS).1;
+    let free_in_record = |at: usize| {
+        let r = (at - tens - 8) % format::TENSOR_RECORD_LEN;
+        (4..12).contains(&r) || (32..48).contains(&r)
+    };
+    // Flipping a checksum byte and resealing gives back the same file; the
+    // strings section may grow into the padding before the next section.
+    let (strings_entry, strings_at, strings_len) = section(&file, format::section::STRINGS);
+    let padding = (strings_at + strings_len).next_multiple_of(64) - strings_at - strings_len;
+    let free_in_header = |at: usize| (24..28).contains(&at) || (padding > 0 && at == strings_entry + 16);
+    let in_tensor_table = |at: usize| (tens + 8..tens + 8 + tensor_count(&file) * 64).contains(&at);
+    let table_end = format::HEADER_LEN + 5 * format::SECTION_ENTRY_LEN;
+    let mut loads: Vec<usize> = ran_at.iter().copied().filter(|&at| at < table_end && !free_in_header(at)).collect();
+    loads.extend(ran_at.iter().copied().filter(|&at| in_tensor_table(at) && !free_in_record(at)));
+    loads.dedup();
+    assert!(loads.is_empty(), "flipping bytes {loads:?} of the header, section table or tensor table still loads");
+    // The weights are most of the file, and flipping a weight byte gives a
+    // valid, different model: that path must have been exercised.
+    let weights = section(&file, format::section::WEIGHTS);
+    assert!(ran_at.iter().filter(|&&at| at >= weights.1).count() > weights.2, "{ran} flips ran");
+}
+
+#[test]
+fn every_byte_flip_without_a_new_checksum_is_rejected() {
+    let file = small_net();
+    for at in 0..file.len() {
+        for mask in [0xFF, 0x01, 0x80] {
+            let mut b = file.clone();
+            b[at] ^= mask;
+            let what = format!("byte {at} ^ {mask:#04x}, old checksum");
+            let msg = rejected(&b, &what);
+            let expected = match at {
+                0..8 => "not a .kiln file",
+                8..12 => "format",
+                12..16 => "header flags",
+                16..24 => "truncated or padded",
+                _ => "checksum",
+            };
+            assert!(msg.contains(expected), "{what}: {msg:?} does not contain {expected:?}");
+        }
+    }
+}
+
+#[test]
+fn sections_out_of_range_are_rejected() {
+    let file = small_net();
+    let len = file.len() as u64;
+    for kind in format::section::ALL {
+        let name = core::str::from_utf8(&kind).unwrap();
+        let (entry, offset, _) = section(&file, kind);
+        let past = [
+            ("length past the end", offset as u64, len - offset as u64 + 1),
+            ("length u64::MAX", offset as u64, u64::MAX),
+            ("offset past the end", len.next_multiple_of(64) + 64, 1),
+            ("offset u64::MAX - 63", u64::MAX - 63, 64),
+        ];
+        for (what, o, l) in past {
+            let b = mutated(&file, |b| {
+                put_u64(b, entry + 8, o);
+                put_u64(b, entry + 16, l);
+            });
+            assert_rejected(&b, &format!("{name} {what}"), &[name, "runs past the end of the file"]);
+        }
+        let b = mutated(&file, |b| put_u64(b, entry + 8, offset as u64 - 4));
+        assert_rejected(&b, &format!("{name} misaligned"), &[name, "not a multiple of 64"]);
+    }
+    // Two sections at the same place.
+    let (_, strings_at, _) = section(&file, format::section::STRINGS);
+    let (graph_entry, ..) = section(&file, format::section::GRAPH);
+    let b = mutated(&file, |b| put_u64(b, graph_entry + 8, strings_at as u64));
+    assert_rejected(&b, "GRPH over STRS", &["sections overlap"]);
+    // A section kind twice, another missing.
+    let b = mutated(&file, |b| b[graph_entry..graph_entry + 4].copy_from_slice(b"STRS"));
+    assert_rejected(&b, "STRS twice", &["section STRS appears twice"]);
+    let b = mutated(&file, |b| b[graph_entry..graph_entry + 4].copy_from_slice(b"GRPX"));
+    assert_rejected(&b, "unknown section", &["unknown section kind"]);
+}
+
+#[test]
+fn tensors_out_of_range_are_rejected() {
+    let file = small_net();
+    let arena = u64_at(&file, 32);
+    let weights_len = section(&file, format::section::WEIGHTS).2 as u64;
+    let act = tensor_record(&file, first_tensor(&file, 0));
+    let constant = tensor_record(&file, first_tensor(&file, 1));
+    let cases = [
+        ("activation past the arena", act + 40, arena, "arena"),
+        ("activation at u64::MAX - 63", act + 40, u64::MAX - 63, "arena"),
+        ("constant past the weights", constant + 40, weights_len.next_multiple_of(64), "weights section"),
+        ("constant at u64::MAX - 63", constant + 40, u64::MAX - 63, "weights section"),
+    ];
+    for (what, at, value, place) in cases {
+        let b = mutated(&file, |b| put_u64(b, at, value));
+        assert_rejected(&b, what, &["lie outside the", place]);
+    }
+    let b = mutated(&file, |b| put_u64(b, act + 40, 8));
+    assert_rejected(&b, "misaligned activation", &["offset 8 is not a multiple of 64"]);
+    // The header shrinks the arena under the last activation.
+    let b = mutated(&file, |b| put_u64(b, 32, arena - 64));
+    assert_rejected(&b, "arena too small", &["lie outside the", "arena"]);
+    // The header claims more arena than the activations span: a session
+    // would allocate all of it.
+    for claim in [arena + 1, arena + 64, 1 << 48, u64::MAX] {
+        let b = mutated(&file, |b| put_u64(b, 32, claim));
+        assert_rejected(&b, &format!("arena of {claim} bytes"), &["is larger than the", "the activations span"]);
+    }
+    // A name past the strings section.
+    let b = mutated(&file, |b| put_u32(b, act + 4, 0xFFFF_FFF0));
+    assert_rejected(&b, "name past the strings", &["name lies outside the strings section"]);
+    // More tensors than the table holds.
+    let tens = section(&file, format::section::TENSORS).1;
+    let b = mutated(&file, |b| put_u32(b, tens, u32::MAX));
+    assert_rejected(&b, "tensor count u32::MAX", &["tensors do not fit"]);
+    let b = mutated(&file, |b| put_u32(b, tens, tensor_count(&file) as u32 - 1));
+    assert_rejected(&b, "tensor count one short", &["stray bytes after the tensor table"]);
+}
+
+#[test]
+fn tensor_indices_out_of_range_are_rejected() {
+    let file = small_net();
+    let n = tensor_count(&file) as u32;
+    let op = op_record(&file, 0);
+    for bad in [n, n + 1, u32::MAX - 1] {
+        let b = mutated(&file, |b| put_u32(b, op + 8, bad));
+        assert_rejected(
+            &b,
+            "op input index",
+            &["operator 0 (Conv2d)", &format!("input 0 is tensor {bad}, there are {n}")],
+        );
+        // The conv's output comes after its 5 inputs.
+        let b = mutated(&file, |b| put_u32(b, op + 8 + 5 * 4, bad));
+        assert_rejected(
+            &b,
+            "op output index",
+            &["operator 0 (Conv2d)", &format!("output is tensor {bad}, there are {n}")],
+        );
+        let graph = section(&file, format::section::GRAPH).1;
+        let b = mutated(&file, |b| put_u32(b, graph + 8, bad));
+        assert_rejected(&b, "graph input index", &[&format!("graph input 0 is tensor {bad}, there are {n}")]);
+        let b = mutated(&file, |b| put_u32(b, graph + 12, bad));
+        assert_rejected(&b, "graph output index", &[&format!("graph output 0 is tensor {bad}, there are {n}")]);
+    }
+    // u32::MAX marks an absent optional input; a required one cannot be absent.
+    let b = mutated(&file, |b| put_u32(b, op + 8, u32::MAX));
+    assert_rejected(&b, "absent required input", &["input 0 is tensor 4294967295"]);
+    // Operator and graph counts that do not match the bytes.
+    let ops = section(&file, format::section::OPS).1;
+    let b = mutated(&file, |b| put_u32(b, ops, u32::MAX));
+    assert_rejected(&b, "op count u32::MAX", &["operators do not fit"]);
+    let graph = section(&file, format::section::GRAPH).1;
+    let b = mutated(&file, |b| put_u32(b, graph, u32::MAX));
+    assert_rejected(&b, "graph input count u32::MAX", &["the graph section lists 4294967295 inputs"]);
+}
+
+#[test]
+fn unknown_operator_kinds_are_rejected() {
+    let file = small_net();
+    let op = op_record(&file, 3);
+    for kind in [0u16, 20, 999, u16::MAX] {
+        let b = mutated(&file, |b| b[op..op + 2].copy_from_slice(&kind.to_le_bytes()));
+        assert_rejected(&b, &format!("op kind {kind}"), &[&format!("operator 3: unknown kind {kind}")]);
+    }
+    // A known kind whose inputs and parameters do not fit.
+    let b = mutated(&file, |b| b[op..op + 2].copy_from_slice(&(OpKind::Softmax as u16).to_le_bytes()));
+    assert_rejected(&b, "Add relabelled as Softmax", &["operator 3 (Softmax)"]);
+}
+
+#[test]
+fn wrong_versions_are_rejected() {
+    let file = small_net();
+    for (major, minor) in [(0u16, 0u16), (2, 0), (1, 1), (u16::MAX, 0)] {
+        let b = mutated(&file, |b| {
+            b[8..10].copy_from_slice(&major.to_le_bytes());
+            b[10..12].copy_from_slice(&minor.to_le_bytes());
+        });
+        let what = format!("version {major}.{minor}");
+        assert_rejected(&b, &what, &[&format!("format {major}.{minor}, this runtime reads 1.0")]);
+    }
+    let b = mutated(&file, |b| b[0] = b'k');
+    assert_rejected(&b, "bad magic", &["not a .kiln file"]);
+    let b = mutated(&file, |b| b[12] = 1);
+    assert_rejected(&b, "unknown flag", &["unknown header flags 0x1"]);
+}
+
+#[test]
+fn misaligned_bytes_are_rejected() {
+    let file = small_net();
+    let mut buffer = AlignedBytes::zeroed(file.len() + 64);
+    for skew in 1..64 {
+        buffer[skew..skew + file.len()].copy_from_slice(&file);
+        let bytes = &buffer[skew..skew + file.len()];
+        let result = catch_unwind(|| Model::from_bytes(bytes).map(|_| ()).map_err(|e| e.to_string()));
+        let msg = result.expect("no panic").expect_err("misaligned bytes accepted");
+        assert!(msg.contains(&format!("model bytes start {skew} bytes past a 64-byte boundary")), "{msg}");
+    }
+}
+
+#[test]
+fn shapes_that_overflow_are_rejected() {
+    let file = small_net();
+    // Tensor 0 is the image, rank 4 i8: four dimensions of 2^32 - 1.
+    let image = tensor_record(&file, 0);
+    let huge = |dims: [u32; 4], rank: u8, len: u64| {
+        mutated(&file, |b| {
+            b[image + 1] = rank;
+            for (i, d) in dims.iter().enumerate() {
+                put_u32(b, image + 16 + 4 * i, *d);
+            }
+            put_u64(b, image + 48, len);
+        })
+    };
+    let max = u32::MAX;
+    let wrapped = (0..4).fold(1u64, |n, _| n.wrapping_mul(u64::from(max)));
+    for len in [0, 768, wrapped] {
+        let b = huge([max; 4], 4, len);
+        assert_rejected(&b, &format!("4 x (2^32 - 1), len {len}"), &["tensor 0", "overflows"]);
+    }
+    // The element count fits, the byte count of an i32 tensor does not.
+    let bias = (0..tensor_count(&file)).find(|&i| file[tensor_record(&file, i)] == DType::I32.code()).unwrap();
+    let at = tensor_record(&file, bias);
+    let b = mutated(&file, |b| {
+        b[at + 1] = 2;
+        put_u32(b, at + 16, max);
+        put_u32(b, at + 20, max);
+        put_u64(b, at + 48, (u64::from(max) * u64::from(max)).wrapping_mul(4));
+    });
+    assert_rejected(&b, "i32 tensor of (2^32 - 1)^2 elements", &[&format!("tensor {bias}"), "overflows"]);
+    // Fits usize but not the arena: 2^40 bytes claimed with a matching length.
+    let b = huge([1, 1 << 16, 1 << 16, 1 << 8], 4, 1 << 40);
+    assert_rejected(&b, "2^40-byte activation", &["tensor 0", "lie outside the", "arena"]);
+    // A zero dimension.
+    let b = huge([1, 0, 16, 3], 4, 0);
+    assert_rejected(&b, "empty dimension", &["tensor 0", "empty dimension"]);
+}
+
+#[test]
+fn ranks_above_4_are_rejected() {
+    let file = small_net();
+    let image = tensor_record(&file, 0);
+    for rank in [5u8, 8, 255] {
+        let b = mutated(&file, |b| b[image + 1] = rank);
+        assert_rejected(&b, &format!("rank {rank}"), &[&format!("tensor 0: rank {rank}, at most 4")]);
+    }
+    // A lower rank with the dropped dimensions not 1.
+    let b = mutated(&file, |b| b[image + 1] = 3);
+    assert_rejected(&b, "rank 3 with 4 dims", &["tensor 0: dimensions past its rank 3 must be 1"]);
+}
+
+/// A chain of int8 activations of `[1, 128]` (128 bytes each), for memory
+/// plans: `ops` lists each operator as (kind, inputs, output), tensors by
+/// index; `place` gives arena offsets. Tensor 0 is the graph input, the
+/// last tensor the output.
+fn plan(tensors: usize, ops: &[(OpKind, &[u32], u32)], place: &[(u32, usize)]) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.1, zero_point: 0 };
+    let ids: Vec<TensorId> = (0..tensors).map(|i| w.activation(&format!("t{i}"), DType::I8, &[1, 128], q)).collect();
+    for &(t, at) in place {
+        w.place(ids[t as usize], at);
+    }
+    for &(kind, inputs, output) in ops {
+        let inputs: Vec<TensorId> = inputs.iter().map(|&i| ids[i as usize]).collect();
+        w.op(kind, &inputs, &[ids[output as usize]], &Act::NONE.words());
+    }
+    w.inputs(&ids[..1]);
+    w.outputs(&ids[tensors - 1..]);
+    w.to_bytes()
+}
+
+#[test]
+fn overlapping_memory_plans_are_rejected() {
+    use OpKind::{Add, Clamp};
+    // An output over the input it reads.
+    let b = plan(2, &[(Clamp, &[0], 1)], &[(0, 0), (1, 0)]);
+    assert_rejected(&b, "output over its input", &["memory plan: operator 0 (Clamp) writes tensor 1 over tensor 0"]);
+    // Partly over it (the second half of the input).
+    let b = plan(2, &[(Clamp, &[0], 1)], &[(0, 0), (1, 64)]);
+    assert_rejected(
+        &b,
+        "output over half its input",
+        &["memory plan: operator 0 (Clamp) writes tensor 1 over tensor 0"],
+    );
+    // Over the second input of an Add.
+    let b = plan(3, &[(Clamp, &[0], 1), (Add, &[0, 1], 2)], &[(0, 0), (1, 128), (2, 128)]);
+    assert_rejected(
+        &b,
+        "output over its second input",
+        &["memory plan: operator 1 (Add) writes tensor 2 over tensor 1"],
+    );
+    // Over a tensor that this operator does not read but a later one does.
+    let ops: &[(OpKind, &[u32], u32)] = &[(Clamp, &[0], 1), (Clamp, &[0], 2), (Add, &[1, 2], 3)];
+    let b = plan(4, ops, &[(0, 0), (1, 128), (2, 128), (3, 256)]);
+    assert_rejected(
+        &b,
+        "output over a live tensor",
+        &["memory plan: operator 1 (Clamp) writes tensor 2 over tensor 1"],
+    );
+    // Over the graph input, still read by a later operator.
+    let ops: &[(OpKind, &[u32], u32)] = &[(Clamp, &[0], 1), (Clamp, &[1], 2), (Add, &[0, 2], 3)];
+    let b = plan(4, ops, &[(0, 0), (1, 128), (2, 0), (3, 256)]);
+    assert_rejected(
+        &b,
+        "output over a live graph input",
+        &["memory plan: operator 1 (Clamp) writes tensor 2 over tensor 0"],
+    );
+    // Over a graph output (tensor 2) written earlier.
+    let ops: &[(OpKind, &[u32], u32)] = &[(Clamp, &[0], 2), (Clamp, &[0], 1)];
+    let b = plan(3, ops, &[(0, 0), (1, 128), (2, 128)]);
+    assert_rejected(
+        &b,
+        "output over a graph output",
+        &["memory plan: operator 1 (Clamp) writes tensor 1 over tensor 2"],
+    );
+
+    // Reuse of memory that is no longer needed is fine: the checks above
+    // are about liveness, not about sharing.
+    let b = plan(3, &[(Clamp, &[0], 1), (Clamp, &[1], 2)], &[(0, 0), (1, 128), (2, 0)]);
+    assert!(matches!(outcome(&b, "valid reuse"), Outcome::Ran));
+    // Reading before anything writes, and writing twice.
+    let b = plan(3, &[(Clamp, &[1], 2), (Clamp, &[0], 1)], &[]);
+    assert_rejected(&b, "read before write", &["operator 0 (Clamp) reads tensor 1 before anything writes it"]);
+    let b = plan(2, &[(Clamp, &[0], 1), (Clamp, &[0], 1)], &[]);
+    assert_rejected(&b, "written twice", &["tensor 1 is written twice"]);
+}
+
+/// A model of one operator from a `[1, h, w, 1]` int8 input to `out`.
+fn one_op(kind: OpKind, input: [usize; 4], zero_point: i32, out: [usize; 4], params: &[i32]) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let x = w.activation("x", DType::I8, &input, Quant { scale: 0.5, zero_point });
+    let y = w.activation("y", DType::I8, &out, Quant { scale: 0.5, zero_point: 0 });
+    w.op(kind, &[x], &[y], params);
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    w.finish().expect("a valid model")
+}
+
+/// Loads `file`, sets its input to `value` everywhere and runs it; returns
+/// the output. Fails the test on a panic.
+fn run_filled(file: &[u8], value: i8, what: &str) -> Vec<i8> {
+    let file = AlignedBytes::copy_of(file);
+    let model = Model::from_bytes(&file).unwrap();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut session = Session::new(&model).unwrap();
+        let n = model.inputs().next().unwrap().shape.elements();
+        session.set_input_i8(0, &vec![value; n]).unwrap();
+        session.run();
+        session.output_i8(0).unwrap().to_vec()
+    }));
+    result.unwrap_or_else(|_| panic!("{what}: a valid model panicked when run"))
+}
+
+#[test]
+fn extreme_but_valid_models_run() {
+    // An average over 2902 x 2902 values of 255 (127 with zero point -128)
+    // overflows an i32 sum.
+    let pool = kiln_runtime::ops::Pool { kernel: [2902; 2], stride: [1; 2], pad: [0; 4], count_include_pad: false };
+    let b = one_op(OpKind::AvgPool, [1, 2902, 2902, 1], -128, [1, 1, 1, 1], &pool.words());
+    run_filled(&b, 127, "AvgPool over 2902 x 2902");
+
+    // Nearest resize of 2^25 + 4 rows: the last source row, in f32, rounds
+    // up past the input.
+    use kiln_runtime::ops::{CoordTransform, NearestMode, Resize, ResizeMode};
+    let h = (1 << 25) + 4;
+    for mode in [ResizeMode::Nearest(NearestMode::Floor), ResizeMode::Bilinear] {
+        let p = Resize { mode, coord: CoordTransform::Asymmetric, scale: [1.0, 1.0] };
+        let b = one_op(OpKind::Resize, [1, h, 1, 1], 0, [1, h, 1, 1], &p.words());
+        let y = run_filled(&b, 3, &format!("{mode:?} resize of {h} rows"));
+        assert!(y.iter().all(|&v| v == 3), "{mode:?} resize with scale 1 changed values");
+    }
+}
