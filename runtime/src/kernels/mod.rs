@@ -47,12 +47,19 @@ struct Impl<F: 'static> {
     f: F,
 }
 
-static SCALAR_GEMM: Impl<GemmFns> = Impl {
-    name: "qgemm_i8__scalar",
-    isa: Isa::Scalar,
-    f: GemmFns { conv: scalar::conv2d, fc: scalar::fully_connected },
-};
-static SCALAR_CONV: Impl<ConvFn> = Impl { name: "conv_i8__scalar", isa: Isa::Scalar, f: scalar::conv2d };
+static SCALAR_GEMM: Impl<GemmFns> =
+    Impl { name: "qgemm_i8__scalar", isa: Isa::Scalar, f: GemmFns { conv: scalar_conv, fc: scalar_fc } };
+static SCALAR_CONV: Impl<ConvFn> = Impl { name: "conv_i8__scalar", isa: Isa::Scalar, f: scalar_conv };
+
+/// [`scalar::conv2d`] on packed weights, as a function pointer.
+fn scalar_conv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+    scalar::conv2d(p, x, w, bias, rq, y)
+}
+
+/// [`scalar::fully_connected`] on packed weights, as a function pointer.
+fn scalar_fc(x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+    scalar::fully_connected(x, w, bias, rq, y)
+}
 static SCALAR_ADD: Impl<AddFn> = Impl { name: "vadd_i8__scalar", isa: Isa::Scalar, f: scalar::add };
 
 #[cfg(target_arch = "aarch64")]
@@ -147,12 +154,40 @@ pub struct Weights<'a> {
     pub layout: Layout,
 }
 
-impl Weights<'_> {
+/// Where the scalar kernels read convolution and fully connected weights
+/// from: the packed [`Weights`] of a model, or plain OHWI values in a
+/// [`QIn`] (for tests that state weights directly). The arithmetic does not
+/// depend on the layout.
+pub trait WeightSource {
+    /// The logical shape: `[O, KH, KW, C/groups]` or `[O, K]`.
+    fn shape(&self) -> Shape;
     /// The weight of output channel `o`, window position `tap`
     /// (`ky * KW + kx`) and input channel `i` (within the group).
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8;
+}
+
+impl WeightSource for Weights<'_> {
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+
     #[inline(always)]
-    pub fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
         self.data[self.layout.index(o, tap, i)] as i8
+    }
+}
+
+impl WeightSource for QIn<'_> {
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Plain OHWI (or `[O, K]`): `data[(o * taps + tap) * K + i]`.
+    #[inline(always)]
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
+        let dims = self.shape.nhwc();
+        let (taps, k) = if self.shape.rank() == 2 { (1, dims[1]) } else { (dims[1] * dims[2], dims[3]) };
+        self.data[(o * taps + tap) * k + i]
     }
 }
 

@@ -1,16 +1,16 @@
 //! Convolution and fully connected layers.
 
-use crate::kernels::{QIn, QOut, Requant, Weights};
+use crate::kernels::{QIn, QOut, Requant, WeightSource};
 use crate::ops::Conv2d;
 
-/// Convolution of NHWC `x` with OHWI weights `w` (zero point 0, packed as
-/// [`Weights::at`] reads them):
+/// Convolution of NHWC `x` with OHWI weights `w` (zero point 0; packed in
+/// a model, see [`WeightSource`]):
 /// for every output element, `acc = bias[o] + Σ (x - x.zero_point) * w` over
 /// the window (wrapping i32 arithmetic; padded positions contribute nothing),
 /// then `requant.apply(acc, o)`.
-pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: impl WeightSource, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
     let [n, h, width, c] = x.shape.nhwc();
-    let [o, kh, kw, group_in] = w.shape.nhwc();
+    let [o, kh, kw, group_in] = w.shape().nhwc();
     let [_, oh, ow, _] = y.shape.nhwc();
     let group_out = o / p.groups;
     let [top, left, ..] = p.pad;
@@ -47,9 +47,9 @@ pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], requant: &Re
 
 /// Fully connected layer: `x` [N,K], weights [O,K]; as [`conv2d`] with a
 /// 1x1 window.
-pub fn fully_connected(x: QIn<'_>, w: Weights<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+pub fn fully_connected(x: QIn<'_>, w: impl WeightSource, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
     let [n, k, ..] = x.shape.nhwc();
-    let [o, ..] = w.shape.nhwc();
+    let [o, ..] = w.shape().nhwc();
     for b in 0..n {
         let xs = &x.data[b * k..][..k];
         for (oc, out) in y.data[b * o..][..o].iter_mut().enumerate() {
