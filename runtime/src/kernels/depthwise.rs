@@ -1,7 +1,6 @@
 //! The portable loop of the depthwise kernels: output pixels, blocks of 16
 //! channels, and the window positions inside the input.
 
-use crate::format::pack::BLOCK;
 use crate::kernels::gemm::valid;
 use crate::kernels::Weights;
 use crate::ops::Conv2d;
@@ -37,11 +36,11 @@ impl Window {
 }
 
 /// Calls `block(out, c0, window)` for every output pixel and every block
-/// of up to 16 channels starting at `c0`: `out` is the offset of the
-/// pixel's first channel in the output. The weights of a position always
-/// hold 16 channels from `c0`.
+/// of up to `STEP` channels starting at `c0`: `out` is the offset of the
+/// pixel's first channel in the output. The weights of a position hold the
+/// channels rounded up to a multiple of 16.
 #[inline(always)]
-pub(crate) fn for_each_block(
+pub(crate) fn for_each_block<const STEP: usize>(
     p: &Conv2d,
     x: Shape,
     w: &Weights<'_>,
@@ -65,7 +64,7 @@ pub(crate) fn for_each_block(
                 let (kx0, kx1) = valid(ix0, dx, kw, width);
                 let ix = (ix0 + (kx0 * dx) as isize).max(0) as usize;
                 let out = ((b * oh + oy) * ow + ox) * c;
-                for c0 in (0..c).step_by(BLOCK) {
+                for c0 in (0..c).step_by(STEP) {
                     let window = Window {
                         x: ((b * h + iy) * width + ix) * c + c0,
                         w: (ky0 * kw + kx0) * padded + c0,

@@ -28,7 +28,7 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
         min: rq.act.min,
         max: rq.act.max,
     };
-    for_each_block(p, xs, &w, ys, |out, c0, window| {
+    for_each_block::<16>(p, xs, &w, ys, |out, c0, window| {
         let cn = (c - c0).min(16);
         let mut acc = [vdupq_n_s32(0); 4];
         window.for_each(|xa, wa| {

@@ -1,14 +1,16 @@
-//! `dwconv_i8_kxk__avx2`: depthwise convolution, any window, stride,
-//! dilation and padding; 16 channels at a time, `(x - zx) * w` exact in
-//! i16 (|x - zx| ≤ 255, |w| ≤ 128), summed in i32.
+//! Depthwise convolution, any window, stride, dilation and padding:
+//! `(x - zx) * w` exact in i16 (|x - zx| ≤ 255, |w| ≤ 128), summed in i32.
 
 use core::arch::x86_64::*;
 
-use super::ymm::{pack16, requantize, store, Clamp};
+use super::gemm_avx512::requantize;
+use super::ymm::{self, pack16, store, Clamp};
 use crate::kernels::depthwise::{for_each_block, load16};
 use crate::kernels::{QIn, QOut, Requant, Weights};
 use crate::ops::Conv2d;
 
+/// `dwconv_i8_kxk__avx2`: 16 channels at a time.
+///
 /// # Safety
 ///
 /// The CPU supports AVX2; the operands passed the loader's checks for a
@@ -19,7 +21,7 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
     let zx = _mm256_set1_epi16(x.quant.zero_point as i16);
     let clamp = Clamp::new(rq.zero_point, rq.act.min, rq.act.max);
     let (xs, ys) = (x.shape, y.shape);
-    for_each_block(p, xs, &w, ys, |out, c0, window| {
+    for_each_block::<16>(p, xs, &w, ys, |out, c0, window| {
         let cn = (c - c0).min(16);
         let mut acc = [_mm256_setzero_si256(); 2];
         window.for_each(|xa, wa| {
@@ -49,10 +51,69 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
                 _mm256_loadu_ps(ns[8..].as_ptr()),
             )
         };
-        let q0 = requantize(_mm256_add_epi32(acc[0], b0), m0, n0, clamp);
-        let q1 = requantize(_mm256_add_epi32(acc[1], b1), m1, n1, clamp);
+        let q0 = ymm::requantize(_mm256_add_epi32(acc[0], b0), m0, n0, clamp);
+        let q1 = ymm::requantize(_mm256_add_epi32(acc[1], b1), m1, n1, clamp);
         let dst = &mut y.data[out + c0..][..cn];
         // SAFETY: `dst` holds `cn` bytes.
         unsafe { store(dst.as_mut_ptr(), pack16(q0, q1), cn) };
+    });
+}
+
+/// `dwconv_i8_kxk__avx512bw`: as [`dwconv`], 32 channels at a time, with
+/// masked loads and stores for the last block (masked-out bytes are not
+/// accessed).
+///
+/// # Safety
+///
+/// The CPU supports AVX-512 F, BW and VL; the operands passed the loader's
+/// checks for a depthwise [`crate::OpKind::Conv2d`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn dwconv_avx512(
+    p: &Conv2d,
+    x: QIn<'_>,
+    w: Weights<'_>,
+    bias: &[i32],
+    rq: &Requant<'_>,
+    y: QOut<'_>,
+) {
+    let c = x.shape.nhwc()[3];
+    let zx = _mm512_set1_epi16(x.quant.zero_point as i16);
+    let (xs, ys) = (x.shape, y.shape);
+    for_each_block::<32>(p, xs, &w, ys, |out, c0, window| {
+        let cn = (c - c0).min(32);
+        let bytes = (u64::MAX >> (64 - cn)) as u32;
+        let mut acc = [_mm512_setzero_si512(); 2];
+        window.for_each(|xa, wa| {
+            // SAFETY: the first `cn` bytes from each offset lie in the input
+            // and the weights; the mask keeps the loads to them.
+            let (v, ws) = unsafe {
+                (
+                    _mm256_maskz_loadu_epi8(bytes, x.data[xa..].as_ptr()),
+                    _mm256_maskz_loadu_epi8(bytes, w.data[wa..].as_ptr() as *const i8),
+                )
+            };
+            let products = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_cvtepi8_epi16(v), zx), _mm512_cvtepi8_epi16(ws));
+            acc[0] = _mm512_add_epi32(acc[0], _mm512_cvtepi16_epi32(_mm512_castsi512_si256(products)));
+            acc[1] = _mm512_add_epi32(acc[1], _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(products)));
+        });
+        let clamp = [rq.zero_point, rq.act.min, rq.act.max];
+        let mut half = |h: usize, acc: __m512i| {
+            let lanes = cn.saturating_sub(16 * h).min(16);
+            let mask = ((1u32 << lanes) - 1) as u16;
+            let at = (c0 + 16 * h).min(c);
+            // SAFETY: the first `lanes` values from `at` lie in each vector.
+            let (b, m, n) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi32(mask, bias[at..].as_ptr()),
+                    _mm512_maskz_loadu_ps(mask, rq.multiplier[at..].as_ptr()),
+                    _mm512_maskz_loadu_ps(mask, rq.negative[at..].as_ptr()),
+                )
+            };
+            let q = requantize(_mm512_add_epi32(acc, b), m, n, clamp);
+            // SAFETY: the first `lanes` bytes from `out + at` lie in the output.
+            unsafe { _mm_mask_storeu_epi8(y.data[out + at..].as_mut_ptr(), mask, q) };
+        };
+        half(0, acc[0]);
+        half(1, acc[1]);
     });
 }

@@ -81,7 +81,7 @@ unsafe fn tile<const FLIP: bool>(t: &Tile) {
         let mask = ((1u32 << cols) - 1) as u16;
         for (r, acc) in acc.iter().enumerate() {
             if r < t.m {
-                let q = requantize(_mm512_add_epi32(*acc, base), mult, neg, e);
+                let q = requantize(_mm512_add_epi32(*acc, base), mult, neg, [e.zero_point, e.min, e.max]);
                 // SAFETY: row `r < m`, columns `16h..16h + cols` lie in the output.
                 unsafe { _mm_mask_storeu_epi8(t.y.add(r * t.y_stride + 16 * h), mask, q) };
             }
@@ -89,15 +89,16 @@ unsafe fn tile<const FLIP: bool>(t: &Tile) {
     }
 }
 
-/// [`crate::quant::requantize`] of 16 accumulators, narrowed to bytes.
+/// [`crate::quant::requantize`] of 16 accumulators to output zero point
+/// `zp`, clamped to `min..=max`, narrowed to bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
-fn requantize(acc: __m512i, mult: __m512, neg: __m512, e: &Epilogue) -> __m128i {
+pub(super) fn requantize(acc: __m512i, mult: __m512, neg: __m512, [zp, min, max]: [i32; 3]) -> __m128i {
     let m = _mm512_mask_blend_ps(_mm512_cmplt_epi32_mask(acc, _mm512_setzero_si512()), mult, neg);
     let y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
     let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y);
     let y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-32768.0)), _mm512_set1_ps(32768.0));
-    let q = _mm512_add_epi32(_mm512_maskz_mov_epi32(ordered, _mm512_cvtps_epi32(y)), _mm512_set1_epi32(e.zero_point));
-    let q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e.min)), _mm512_set1_epi32(e.max));
+    let q = _mm512_add_epi32(_mm512_maskz_mov_epi32(ordered, _mm512_cvtps_epi32(y)), _mm512_set1_epi32(zp));
+    let q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(min)), _mm512_set1_epi32(max));
     _mm512_cvtepi32_epi8(q)
 }

@@ -29,7 +29,10 @@ pub(super) static GEMM: [Impl<GemmFns>; 3] = [
 ];
 
 /// Depthwise kernels, best first.
-pub(super) static DWCONV: [Impl<ConvFn>; 1] = [Impl { name: "dwconv_i8_kxk__avx2", isa: Isa::Avx2, f: dwconv::dwconv }];
+pub(super) static DWCONV: [Impl<ConvFn>; 2] = [
+    Impl { name: "dwconv_i8_kxk__avx512bw", isa: Isa::Avx512Vnni, f: dwconv::dwconv_avx512 },
+    Impl { name: "dwconv_i8_kxk__avx2", isa: Isa::Avx2, f: dwconv::dwconv },
+];
 
 /// Add kernels, best first.
 pub(super) static ADD: [Impl<AddFn>; 1] = [Impl { name: "vadd_i8__avx2", isa: Isa::Avx2, f: add::add }];
