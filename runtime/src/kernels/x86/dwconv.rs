@@ -68,14 +68,7 @@ pub(crate) unsafe fn dwconv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32]
 /// The CPU supports AVX-512 F, BW and VL; the operands passed the loader's
 /// checks for a depthwise [`crate::OpKind::Conv2d`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(crate) unsafe fn dwconv_avx512(
-    p: &Conv2d,
-    x: QIn<'_>,
-    w: Weights<'_>,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    y: QOut<'_>,
-) {
+pub(crate) unsafe fn dwconv512(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
     let c = x.shape.nhwc()[3];
     let zx = _mm512_set1_epi16(x.quant.zero_point as i16);
     let (xs, ys) = (x.shape, y.shape);

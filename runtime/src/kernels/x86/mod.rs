@@ -30,7 +30,7 @@ pub(super) static GEMM: [Impl<GemmFns>; 3] = [
 
 /// Depthwise kernels, best first.
 pub(super) static DWCONV: [Impl<ConvFn>; 2] = [
-    Impl { name: "dwconv_i8_kxk__avx512bw", isa: Isa::Avx512Vnni, f: dwconv::dwconv_avx512 },
+    Impl { name: "dwconv_i8_kxk__avx512bw", isa: Isa::Avx512Vnni, f: dwconv::dwconv512 },
     Impl { name: "dwconv_i8_kxk__avx2", isa: Isa::Avx2, f: dwconv::dwconv },
 ];
 
