@@ -11,6 +11,18 @@
 //! else the scalar kernel. Names follow XNNPACK's convention:
 //! `qgemm_i8_8x32c4__avx512vnni` is an int8 GEMM with 8×32 tiles and K in
 //! groups of 4, for AVX-512 VNNI.
+//!
+//! | operator | kernels, best first |
+//! |---|---|
+//! | Conv (groups = 1, any window) and fully connected | `qgemm_i8_8x32c4__avx512vnni`, `qgemm_i8_4x16c4__avxvnni`, `qgemm_i8_2x16c4__avx2`, `qgemm_i8_4x16c4__dotprod`, `qgemm_i8_3x16c4__neon`, scalar |
+//! | depthwise Conv (any window) | `dwconv_i8_kxk__avx512bw` (at the AVX-512 VNNI level), `dwconv_i8_kxk__avx2`, `dwconv_i8_kxk__neon`, scalar |
+//! | Add | `vadd_i8__avx2` (same shapes; broadcasts run scalar), scalar |
+//! | everything else, grouped Conv | scalar |
+//!
+//! No kernel needs scratch memory in the arena, so the memory plan has no
+//! per-operator scratch: the GEMM reads its input rows in place (an
+//! implicit im2col) and uses at most about 20 KiB of stack (shifted input
+//! rows and the per-channel constants of its output stage).
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
