@@ -26,7 +26,10 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+// The portable halves of the SIMD kernels: unused where no SIMD kernels exist.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
 mod depthwise;
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
 mod gemm;
 mod isa;
 pub mod scalar;

@@ -98,6 +98,8 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// Walks the tile: for every row and K group, `mac(acc, w, x)` with the
 /// row's `R` accumulators, the group's 64 weight bytes and the row's 4
 /// bytes in every lane. Returns the accumulators and the visited sums.
+/// `zero` is a zero vector (made by the caller, whose target features make
+/// the intrinsic safe to call).
 ///
 /// # Safety
 ///
@@ -105,10 +107,10 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 #[inline(always)]
 unsafe fn accumulate<const MR: usize, const R: usize>(
     t: &Tile,
+    zero: int32x4_t,
     mut mac: impl FnMut(&mut [int32x4_t; R], [int8x16_t; 4], int8x16_t),
 ) -> ([[int32x4_t; R]; MR], [int32x4_t; 4]) {
-    // SAFETY: the caller's CPU supports NEON.
-    let zero = unsafe { vdupq_n_s32(0) };
+    debug_assert!(!t.shifted, "NEON kernels multiply signed bytes: nothing shifts their rows");
     let mut acc = [[zero; R]; MR];
     let mut sums = [zero; 4];
     let w = t.w[0];
@@ -136,7 +138,7 @@ unsafe fn accumulate<const MR: usize, const R: usize>(
 unsafe fn dot(t: &Tile) {
     // SAFETY: forwarded from the caller's contract.
     let (acc, sums) = unsafe {
-        accumulate::<{ Dotprod::MR }, 4>(t, |acc, b, x| {
+        accumulate::<{ Dotprod::MR }, 4>(t, vdupq_n_s32(0), |acc, b, x| {
             for (acc, b) in acc.iter_mut().zip(b) {
                 *acc = sdot(*acc, b, x);
             }
@@ -155,7 +157,7 @@ unsafe fn widened(t: &Tile) {
     // 2q + h holds channels 4q + 2h and 4q + 2h + 1, K pairs (0, 1), (2, 3).
     // SAFETY: forwarded from the caller's contract.
     let (acc, sums) = unsafe {
-        accumulate::<{ Neon::MR }, 8>(t, |acc, b, x| {
+        accumulate::<{ Neon::MR }, 8>(t, vdupq_n_s32(0), |acc, b, x| {
             for (q, b) in b.into_iter().enumerate() {
                 acc[2 * q] = vpadalq_s16(acc[2 * q], vmull_s8(vget_low_s8(b), vget_low_s8(x)));
                 acc[2 * q + 1] = vpadalq_s16(acc[2 * q + 1], vmull_high_s8(b, x));
