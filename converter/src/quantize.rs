@@ -190,7 +190,7 @@ impl<'g> Emitter<'g> {
                 let y = self.declare(out, yq);
                 let [o, ..] = *weight_shape;
                 let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, o)?;
-                let w = self.writer.constant_i8(&format!("{}.weight", node.name), weight_shape, 1.0, &wq);
+                let w = self.writer.conv_weights(&format!("{}.weight", node.name), *weight_shape, *groups, 1.0, &wq);
                 let p = kops::Conv2d {
                     stride: *stride,
                     dilation: *dilation,
@@ -205,7 +205,7 @@ impl<'g> Emitter<'g> {
                 let y = self.declare(out, yq);
                 let k = weights.len() / out_features;
                 let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, *out_features)?;
-                let w = self.writer.constant_i8(&format!("{}.weight", node.name), &[*out_features, k], 1.0, &wq);
+                let w = self.writer.fc_weights(&format!("{}.weight", node.name), [*out_features, k], 1.0, &wq);
                 let act = act_range(activation.clamp, yq);
                 self.op(OpKind::FullyConnected, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &act.words());
             }
@@ -222,7 +222,7 @@ impl<'g> Emitter<'g> {
                 let y = self.declare(out, yq);
                 let none = FusedActivation::default();
                 let (wq, consts) = self.affine(&node.name, &w, &b, &none, xq, yq, c)?;
-                let wt = self.writer.constant_i8(&format!("{}.weight", node.name), &[c, 1, 1, 1], 1.0, &wq);
+                let wt = self.writer.conv_weights(&format!("{}.weight", node.name), [c, 1, 1, 1], c, 1.0, &wq);
                 let p = kops::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: c, act: Act::NONE };
                 self.op(OpKind::Conv2d, &[x, wt, consts[0], consts[1], consts[2]], &[x], y, &p.words());
             }
