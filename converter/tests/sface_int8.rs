@@ -77,7 +77,11 @@ fn int8_sface_matches_fp32() {
             let (cf, cq) = (common::cosine(&float[i], &float[j]), common::cosine(&int8[i], &int8[j]));
             let (fp32, q) = (cf >= SAME_PERSON, cq >= SAME_PERSON);
             if fp32 != q {
-                eprintln!("  disagree: {} ~ {}: fp32 {cf:.4}, int8 {cq:.4}", faces[i].path.display(), faces[j].path.display());
+                eprintln!(
+                    "  disagree: {} ~ {}: fp32 {cf:.4}, int8 {cq:.4}",
+                    faces[i].path.display(),
+                    faces[j].path.display()
+                );
             }
             pairs += 1;
             agree += usize::from(fp32 == q);

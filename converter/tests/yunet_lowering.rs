@@ -13,7 +13,7 @@ use kiln_converter::reference::Reference;
 fn ir_matches_tract_on_a_photo() {
     let (model, graph) = kiln_converter::load_ir(&common::model("face_detection_yunet_2023mar.onnx")).unwrap();
     // A face crop, upscaled to the detector's 640x640 input.
-    let photo = common::faces().join("astronaut_00.png");
+    let photo = common::calibration_faces().join("astronaut_00.png");
     let options = ImageOptions { bgr: true, ..ImageOptions::default() };
     let sample = input::load_file(&photo, &model.input_shape, &options).unwrap();
     let names: Vec<String> = model.graph().output.iter().map(|o| o.name.clone()).collect();

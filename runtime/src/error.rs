@@ -160,12 +160,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            #[cfg(feature = "std")]
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// The `Display` text already includes an I/O error's cause, so `source`
+/// does not repeat it (error reporters would print it twice).
+impl core::error::Error for Error {}
