@@ -1,13 +1,21 @@
 //! `kiln`: the command line. Glue over `kiln-converter` and `kiln-runtime`;
 //! the work lives in those crates.
 #![forbid(unsafe_code)]
+// A std host tool: the workspace lint is for the no_std runtime.
+#![allow(clippy::std_instead_of_core)]
 
+mod convert;
+mod eval;
+mod inputs;
 mod inspect;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::inputs::InputArgs;
 
 /// Convert ONNX models to compact int8 .kiln files and run them.
 #[derive(Parser)]
@@ -19,6 +27,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert an ONNX model to an int8 .kiln file, calibrated on real inputs.
+    Convert {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Where to write the .kiln file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A folder of calibration inputs: images (PNG, JPEG) or .npy tensors.
+        #[arg(long)]
+        calib: PathBuf,
+        #[command(flatten)]
+        inputs: InputArgs,
+    },
+    /// Run a .kiln model on images or .npy tensors and print its outputs.
+    Run {
+        /// The .kiln file.
+        model: PathBuf,
+        /// Inputs: images or .npy files. With two or more, their outputs'
+        /// cosine similarities are printed too.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        options: InputArgs,
+    },
     /// Print a .kiln file's layers, shapes, sizes and memory plan.
     Inspect {
         /// The .kiln file.
@@ -27,13 +59,30 @@ enum Command {
         #[arg(long)]
         onnx: Option<PathBuf>,
     },
+    /// Compare a .kiln model with the float ONNX model (run by tract) on real inputs.
+    Eval {
+        /// The float ONNX model: the reference.
+        onnx: PathBuf,
+        /// The .kiln file converted from it.
+        model: PathBuf,
+        /// A folder of inputs: images or .npy tensors.
+        #[arg(long)]
+        data: PathBuf,
+        /// Also report the SQNR of every layer's output.
+        #[arg(long)]
+        layers: bool,
+        #[command(flatten)]
+        inputs: InputArgs,
+    },
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
+        Command::Convert { model, output, calib, inputs } => convert::run(&model, &output, &calib, &inputs),
+        Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
+        Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,10 @@ use core::fmt;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
+    /// A kernel level was asked for that this CPU does not support.
+    UnsupportedIsa(crate::kernels::Isa),
+    /// `KILN_ISA` names no kernel level.
+    UnknownIsa(String),
     /// The bytes do not start with the kiln magic.
     NotKiln,
     /// The file's format version is not one this runtime reads.
@@ -106,6 +110,16 @@ pub(crate) use malformed;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::UnsupportedIsa(isa) => write!(
+                f,
+                "this CPU does not support the {isa} kernels; ask for a level it supports \
+                 (scalar always works), or unset KILN_ISA to choose automatically"
+            ),
+            Error::UnknownIsa(name) => write!(
+                f,
+                "KILN_ISA={name:?} names no kernel level; use one of auto, scalar, avx2, avxvnni, \
+                 avx512vnni, neon, dotprod"
+            ),
             Error::NotKiln => {
                 write!(f, "not a .kiln file (wrong magic bytes); make one with `kiln convert MODEL.onnx -o MODEL.kiln`")
             }
@@ -146,12 +160,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl core::error::Error for Error {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            #[cfg(feature = "std")]
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// The `Display` text already includes an I/O error's cause, so `source`
+/// does not repeat it (error reporters would print it twice).
+impl core::error::Error for Error {}

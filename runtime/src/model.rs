@@ -135,7 +135,7 @@ impl<'a> Model<'a> {
             malformed!("the arena of {arena_size} bytes is larger than any buffer can be");
         }
         let (inputs, outputs) = read_graph(&file[graph], tensors.len())?;
-        let (nodes, node_inputs) = read_ops(&file[ops], &tensors)?;
+        let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;
         let model = Model { bytes, weights, strings, tensors, nodes, node_inputs, inputs, outputs, arena_size };
         check_plan(&model)?;
         Ok(model)
@@ -331,7 +331,7 @@ fn read_tensors(bytes: &[u8], bounds: &Bounds<'_>) -> Result<Vec<TensorDesc>, Er
 fn read_graph(bytes: &[u8], tensors: usize) -> Result<(Vec<usize>, Vec<usize>), Error> {
     let mut r = Reader::new(bytes, "graph section");
     let (n_in, n_out) = (r.u32()? as usize, r.u32()? as usize);
-    if n_in.saturating_add(n_out) != r.rest().len() / 4 || r.rest().len() % 4 != 0 {
+    if n_in.saturating_add(n_out) != r.rest().len() / 4 || !r.rest().len().is_multiple_of(4) {
         malformed!("the graph section lists {n_in} inputs and {n_out} outputs but holds {} bytes", bytes.len());
     }
     let mut read = |n: usize, role: &str| -> Result<Vec<usize>, Error> {
@@ -350,7 +350,7 @@ fn read_graph(bytes: &[u8], tensors: usize) -> Result<(Vec<usize>, Vec<usize>), 
     Ok((inputs, outputs))
 }
 
-fn read_ops(bytes: &[u8], tensors: &[TensorDesc]) -> Result<(Vec<Node>, Vec<usize>), Error> {
+fn read_ops(bytes: &[u8], tensors: &[TensorDesc], weights: &[u8]) -> Result<(Vec<Node>, Vec<usize>), Error> {
     let mut r = Reader::new(bytes, "operator list");
     let count = r.u32()? as usize;
     r.reserved(4)?;
@@ -393,7 +393,7 @@ fn read_ops(bytes: &[u8], tensors: &[TensorDesc]) -> Result<(Vec<Node>, Vec<usiz
         }
         let op: Op = Op::decode(kind, &param_words, index)?;
         let inputs: Vec<Option<&TensorDesc>> = pool[start..].iter().map(|&t| tensors.get(t)).collect();
-        ops::check(&op, &Site { index, kind, inputs: &inputs, output: &tensors[output] })?;
+        ops::check(&op, &Site { index, kind, inputs: &inputs, output: &tensors[output], weights })?;
         nodes.push(Node { kind, op, inputs: (start, pool.len()), output });
     }
     if !r.rest().is_empty() {

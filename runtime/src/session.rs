@@ -3,8 +3,9 @@
 
 use core::ops::Range;
 
+use crate::format::pack::Layout;
 use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
-use crate::kernels::{scalar, QIn, QOut, Requant};
+use crate::kernels::{scalar, Isa, Kernels, QIn, QOut, Requant, Weights};
 use crate::model::{Model, ABSENT};
 use crate::ops::{Node, Op};
 use crate::Error;
@@ -14,32 +15,94 @@ enum Arena<'a> {
     Borrowed(&'a mut [u8]),
 }
 
-/// An inference context for one model: its arena holds every activation.
-/// Make one per thread; [`Session::run`] allocates nothing.
+/// How a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionOptions {
+    /// The kernel level: [`Isa::Auto`] (the default) for the best the CPU
+    /// supports, or a level to force (for debugging and A/B runs).
+    pub isa: Isa,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { isa: Isa::Auto }
+    }
+}
+
+impl SessionOptions {
+    /// Options for a kernel level.
+    pub fn isa(isa: Isa) -> Self {
+        SessionOptions { isa }
+    }
+
+    /// The defaults, with the level from the environment variable
+    /// `KILN_ISA` (`auto`, `scalar`, `avx2`, `avxvnni`, `avx512vnni`, `neon`,
+    /// `dotprod`) when it is set.
+    #[cfg(feature = "std")]
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var("KILN_ISA") {
+            Ok(name) => Isa::parse(&name).map(Self::isa).ok_or(Error::UnknownIsa(name)),
+            Err(_) => Ok(Self::default()),
+        }
+    }
+}
+
+/// An inference context for one model: its arena holds every activation,
+/// and its kernels were chosen once, when it was made. Make one per thread;
+/// [`Session::run`] allocates nothing.
 pub struct Session<'m> {
     model: &'m Model<'m>,
     arena: Arena<'m>,
+    kernels: Kernels,
 }
 
 impl<'m> Session<'m> {
     /// A session with an arena of [`Model::arena_size`] bytes on the heap.
+    /// With `std`, the kernel level comes from `KILN_ISA`
+    /// ([`SessionOptions::from_env`]); otherwise it is [`Isa::Auto`].
     pub fn new(model: &'m Model<'m>) -> Result<Self, Error> {
-        Ok(Session { model, arena: Arena::Owned(AlignedBytes::zeroed(model.arena_size())) })
+        #[cfg(feature = "std")]
+        let options = SessionOptions::from_env()?;
+        #[cfg(not(feature = "std"))]
+        let options = SessionOptions::default();
+        Self::with_options(model, options)
+    }
+
+    /// A session with an arena on the heap and the given options.
+    pub fn with_options(model: &'m Model<'m>, options: SessionOptions) -> Result<Self, Error> {
+        let kernels = Kernels::new(options.isa)?;
+        Ok(Session { model, arena: Arena::Owned(AlignedBytes::zeroed(model.arena_size())), kernels })
     }
 
     /// A session over a caller's buffer, which must start on a 64-byte
-    /// boundary and hold at least [`Model::arena_size`] bytes: no heap at all.
+    /// boundary and hold at least [`Model::arena_size`] bytes: no heap at
+    /// all. The kernels are the best the CPU supports.
     pub fn with_arena(model: &'m Model<'m>, arena: &'m mut [u8]) -> Result<Self, Error> {
-        let aligned = arena.as_ptr() as usize % ALIGN == 0;
+        Self::with_arena_options(model, arena, SessionOptions::default())
+    }
+
+    /// As [`Session::with_arena`], with the given options.
+    pub fn with_arena_options(
+        model: &'m Model<'m>,
+        arena: &'m mut [u8],
+        options: SessionOptions,
+    ) -> Result<Self, Error> {
+        let aligned = (arena.as_ptr() as usize).is_multiple_of(ALIGN);
         if !aligned || arena.len() < model.arena_size() {
             return Err(Error::Arena { needed: model.arena_size(), given: arena.len(), aligned });
         }
-        Ok(Session { model, arena: Arena::Borrowed(arena) })
+        Ok(Session { model, arena: Arena::Borrowed(arena), kernels: Kernels::new(options.isa)? })
     }
 
     /// The model this session runs.
     pub fn model(&self) -> &'m Model<'m> {
         self.model
+    }
+
+    /// The kernels this session chose.
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
     }
 
     fn arena(&mut self) -> &mut [u8] {
@@ -119,10 +182,10 @@ impl<'m> Session<'m> {
     /// Runs the model on the inputs set before. Performs no heap allocation
     /// and cannot fail: the model was validated when it was loaded.
     pub fn run(&mut self) {
-        let model = self.model;
+        let (model, kernels) = (self.model, self.kernels);
         let arena = self.arena();
         for node in model.nodes() {
-            execute(model, node, arena);
+            execute(model, &kernels, node, arena);
         }
     }
 
@@ -182,7 +245,7 @@ fn split(arena: &mut [u8], out: Range<usize>) -> (&[u8], &mut [u8], &[u8]) {
     (before, out, after)
 }
 
-fn execute(model: &Model<'_>, node: &Node, arena: &mut [u8]) {
+fn execute(model: &Model<'_>, kernels: &Kernels, node: &Node, arena: &mut [u8]) {
     let y_desc = model.tensor(node.output);
     let (before, y_bytes, after) = split(arena, y_desc.range());
     let ops = Operands { model, before, after, after_start: y_desc.offset + y_desc.len };
@@ -194,18 +257,22 @@ fn execute(model: &Model<'_>, node: &Node, arena: &mut [u8]) {
         let multiplier = ops.f32s(t(3));
         let negative = inputs.get(4).filter(|&&i| i != ABSENT).map_or(multiplier, |&i| ops.f32s(model.tensor(i)));
         let requant = Requant { multiplier, negative, zero_point: y_desc.quant.zero_point, act };
-        (ops.q(t(1)), bytemuck::cast_slice(ops.bytes(t(2))), requant)
+        (bytemuck::cast_slice(ops.bytes(t(2))), requant)
     };
+    let weights = |layout| Weights { data: ops.bytes(t(1)), shape: t(1).shape, layout };
     match node.op {
         Op::Conv2d(p) => {
-            let (w, bias, requant) = affine(p.act);
-            scalar::conv2d(&p, x, w, bias, &requant, y)
+            let (bias, requant) = affine(p.act);
+            let w = weights(Layout::conv(t(1).shape.nhwc(), p.groups));
+            kernels.conv2d(&p, x, w, bias, &requant, y)
         }
         Op::FullyConnected(act) => {
-            let (w, bias, requant) = affine(act);
-            scalar::fully_connected(x, w, bias, &requant, y)
+            let (bias, requant) = affine(act);
+            let [o, k, ..] = t(1).shape.nhwc();
+            let w = weights(Layout::fully_connected(o, k));
+            kernels.fully_connected(x, w, bias, &requant, y)
         }
-        Op::Add(act) => scalar::add(x, ops.q(t(1)), act, y),
+        Op::Add(act) => kernels.add(x, ops.q(t(1)), act, y),
         Op::Mul(act) => scalar::mul(x, ops.q(t(1)), act, y),
         Op::Concat { axis } => {
             let mut offset = 0;

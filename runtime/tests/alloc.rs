@@ -119,7 +119,7 @@ fn big_model() -> Vec<u8> {
     let mut x = w.activation("x", DType::I8, &[1, N], q);
     w.inputs(&[x]);
     for layer in 0..3 {
-        let weights = w.constant_i8(&format!("fc{layer}.w"), &[N, N], 0.01, &rng.i8s(N * N));
+        let weights = w.fc_weights(&format!("fc{layer}.w"), [N, N], 0.01, &rng.i8s(N * N));
         let bias = w.constant_i32(&format!("fc{layer}.b"), &vec![0; N]);
         let multiplier = w.constant_f32(&format!("fc{layer}.m"), &vec![0.05 * 0.01 / 0.05 / 16.0; N]);
         let y = w.activation(&format!("fc{layer}"), DType::I8, &[1, N], q);

@@ -134,7 +134,7 @@ fn first_difference(expected: &str, actual: &str) -> String {
                     );
                 }
                 if e_key.starts_with("model") {
-                    return format!("the model itself differs: expected `{e}`, got `{a}` (the generator or writer is not deterministic across platforms)");
+                    return format!("the model file itself differs: expected `{e}`, got `{a}` (the format or the writer changed, or the model generator is not deterministic across platforms)");
                 }
                 let byte = |hex: &str, i: usize| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_or(0, |b| b as i8);
                 let n = e_hex.len() / 2;

@@ -1,4 +1,4 @@
-//! The `.kiln` file format, version 1.0.
+//! The `.kiln` file format, version 2.0.
 //!
 //! A `.kiln` file is what the converter writes and the runtime executes: the
 //! operators, every tensor's shape and quantization, the weights already in
@@ -14,7 +14,9 @@
 //! ```text
 //! offset size  header (64 bytes)
 //!  0      8    magic  "KILN\0\r\n\x1a" (the \r\n\x1a catch text-mode mangling)
-//!  8      2    major version: 1. A reader rejects any other major version.
+//!  8      2    major version: 2. A reader rejects any other major version.
+//!              (2.0 stores convolution and fully connected weights packed
+//!              for the kernels, see [`pack`]; 1.x stored them as plain OHWI.)
 //! 10      2    minor version: 0. A reader accepts minor versions up to its own:
 //!              a new minor version only adds operator kinds or dtypes, which
 //!              an older reader would reject by name anyway.
@@ -41,7 +43,7 @@
 //!   SIMD loads do not split cache lines).
 //! * `TENS` tensors: `u32` count, `u32` zero, then one 64-byte record each:
 //!   ```text
-//!    0 1 dtype: 1 = i8, 2 = u8, 3 = i32, 4 = f32
+//!    0 1 dtype: 1 = i8, 2 = u8, 3 = i32, 4 = f32, 5 = packed i8 weights
 //!    1 1 rank, 0..=4
 //!    2 1 storage: 0 = activation in the arena, 1 = constant in WGHT
 //!    3 1 reserved, zero
@@ -51,7 +53,9 @@
 //!   32 4 scale (f32, finite, > 0; 1.0 for non-quantized dtypes)
 //!   36 4 zero point (i32, within the dtype's range; 0 for i32 and f32)
 //!   40 8 offset: in the arena (a multiple of 64) or in WGHT (a multiple of 64)
-//!   48 8 byte length: exactly elements x dtype size
+//!   48 8 byte length: exactly elements x dtype size; for packed weights
+//!        (constants only) the length of their [`pack::Layout`], which the
+//!        operator that reads them checks, with their sums and padding
 //!   56 8 reserved, zero
 //!   ```
 //!   A quantized value `q` stands for the real value `scale * (q - zero_point)`.
@@ -82,6 +86,7 @@
 //! account of the file.
 
 mod aligned;
+pub mod pack;
 mod reader;
 pub(crate) mod tensor;
 mod writer;
@@ -94,7 +99,7 @@ pub use writer::{ModelWriter, TensorId};
 /// The eight bytes every `.kiln` file starts with.
 pub const MAGIC: [u8; 8] = *b"KILN\0\r\n\x1a";
 /// The format's major version: files of another major version are rejected.
-pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MAJOR: u16 = 2;
 /// The newest minor version this runtime reads.
 pub const VERSION_MINOR: u16 = 0;
 /// Alignment of the file in memory, of every section and of every tensor.

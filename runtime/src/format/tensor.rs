@@ -14,6 +14,10 @@ pub enum DType {
     I32,
     /// IEEE binary32: requantization multipliers, float edges.
     F32,
+    /// Int8 weights packed for the kernels ([`super::pack`]): the dims are
+    /// the logical shape, the byte length is the packed layout's, which the
+    /// operator reading the tensor checks. Constants only.
+    Packed,
 }
 
 impl DType {
@@ -24,6 +28,7 @@ impl DType {
             DType::U8 => 2,
             DType::I32 => 3,
             DType::F32 => 4,
+            DType::Packed => 5,
         }
     }
 
@@ -34,6 +39,7 @@ impl DType {
             2 => DType::U8,
             3 => DType::I32,
             4 => DType::F32,
+            5 => DType::Packed,
             _ => return None,
         })
     }
@@ -41,7 +47,7 @@ impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DType::I8 | DType::U8 => 1,
+            DType::I8 | DType::U8 | DType::Packed => 1,
             DType::I32 | DType::F32 => 4,
         }
     }
@@ -50,6 +56,7 @@ impl DType {
     fn zero_point_range(self) -> (i32, i32) {
         match self {
             DType::I8 => (-128, 127),
+            DType::Packed => (0, 0),
             DType::U8 => (0, 255),
             DType::I32 | DType::F32 => (0, 0),
         }
@@ -182,7 +189,15 @@ impl TensorDesc {
         // usize must still be compared as written in the file, not saturated.
         let elements = shape.dims().iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
         let expected = elements.and_then(|n| n.checked_mul(dtype.size() as u64));
-        if expected != Some(len) {
+        if dtype == DType::Packed {
+            if storage != Storage::Constant {
+                malformed!("tensor {index}: packed weights must be a constant");
+            }
+            // Kernels count a packed tensor's elements in usize.
+            if shape.checked_elements().and_then(|n| n.checked_mul(dtype.size())).is_none() {
+                malformed!("tensor {index}: the size of shape {:?} overflows", shape.dims());
+            }
+        } else if expected != Some(len) {
             malformed!(
                 "tensor {index}: byte length {len} does not match shape {:?} of {dtype:?} \
                  (or the shape's size overflows)",
@@ -196,7 +211,7 @@ impl TensorDesc {
                 usize::BITS
             );
         };
-        if offset % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) {
             malformed!("tensor {index}: offset {offset} is not a multiple of {ALIGN}");
         }
         Ok(TensorDesc { dtype, shape, quant, storage, offset, len, name })

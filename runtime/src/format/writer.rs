@@ -85,6 +85,21 @@ impl ModelWriter {
         self.constant(name, DType::I8, dims, quant, bytemuck::cast_slice(values))
     }
 
+    /// Adds convolution weights, given in logical OHWI order
+    /// (`[O, KH, KW, C/groups]`, symmetric with `scale`), packed for the
+    /// kernels of a convolution with `groups` groups ([`super::pack`]).
+    pub fn conv_weights(&mut self, name: &str, dims: [usize; 4], groups: usize, scale: f32, ohwi: &[i8]) -> TensorId {
+        let packed = super::pack::Layout::conv(dims, groups).pack(ohwi);
+        self.constant(name, DType::Packed, &dims, Quant { scale, zero_point: 0 }, &packed)
+    }
+
+    /// Adds fully connected weights `[O, K]` (row-major, symmetric with
+    /// `scale`), packed for the kernels ([`super::pack`]).
+    pub fn fc_weights(&mut self, name: &str, dims: [usize; 2], scale: f32, values: &[i8]) -> TensorId {
+        let packed = super::pack::Layout::fully_connected(dims[0], dims[1]).pack(values);
+        self.constant(name, DType::Packed, &dims, Quant { scale, zero_point: 0 }, &packed)
+    }
+
     /// Adds an i32 constant (biases).
     pub fn constant_i32(&mut self, name: &str, values: &[i32]) -> TensorId {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();

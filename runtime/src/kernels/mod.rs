@@ -3,11 +3,208 @@
 //!
 //! Kernels take their operands as views whose shapes the model checked at
 //! load, so they have no failure cases of their own.
+//!
+//! Each operator with faster kernels has a table of implementations (name,
+//! ISA level, function), best first, per architecture. [`Kernels::new`]
+//! resolves every table once, for a [`Isa`] level, into function pointers:
+//! the first entry whose level the session allows and the CPU supports,
+//! else the scalar kernel. Names follow XNNPACK's convention:
+//! `qgemm_i8_8x32c4__avx512vnni` is an int8 GEMM with 8×32 tiles and K in
+//! groups of 4, for AVX-512 VNNI.
+//!
+//! | operator | kernels, best first |
+//! |---|---|
+//! | Conv (groups = 1, any window) and fully connected | `qgemm_i8_8x32c4__avx512vnni`, `qgemm_i8_4x16c4__avxvnni`, `qgemm_i8_2x16c4__avx2`, `qgemm_i8_4x16c4__dotprod`, `qgemm_i8_3x16c4__neon`, scalar |
+//! | depthwise Conv (any window) | `dwconv_i8_kxk__avx512bw` (at the AVX-512 VNNI level), `dwconv_i8_kxk__avx2`, `dwconv_i8_kxk__neon`, scalar |
+//! | Add | `vadd_i8__avx2` (same shapes; broadcasts run scalar), scalar |
+//! | everything else, grouped Conv | scalar |
+//!
+//! No kernel needs scratch memory in the arena, so the memory plan has no
+//! per-operator scratch: the GEMM reads its input rows in place (an
+//! implicit im2col) and uses at most about 20 KiB of stack (shifted input
+//! rows and the per-channel constants of its output stage).
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+// The portable halves of the SIMD kernels: unused where no SIMD kernels exist.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+mod depthwise;
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+mod gemm;
+mod isa;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-use crate::ops::Act;
-use crate::{Quant, Shape};
+pub use isa::Isa;
+
+use crate::format::pack::Layout;
+use crate::ops::{Act, Conv2d};
+use crate::{Error, Quant, Shape};
+
+type ConvFn = unsafe fn(&Conv2d, QIn<'_>, Weights<'_>, &[i32], &Requant<'_>, QOut<'_>);
+type FcFn = unsafe fn(QIn<'_>, Weights<'_>, &[i32], &Requant<'_>, QOut<'_>);
+type AddFn = unsafe fn(QIn<'_>, QIn<'_>, Act, QOut<'_>);
+
+/// The GEMM behind convolutions (groups = 1) and fully connected layers.
+#[derive(Clone, Copy)]
+struct GemmFns {
+    conv: ConvFn,
+    fc: FcFn,
+}
+
+/// One implementation of an operator. Its functions are `unsafe`: they may
+/// be called only on a CPU that supports `isa`, with operands that passed
+/// the loader's checks.
+struct Impl<F: 'static> {
+    name: &'static str,
+    isa: Isa,
+    f: F,
+}
+
+static SCALAR_GEMM: Impl<GemmFns> =
+    Impl { name: "qgemm_i8__scalar", isa: Isa::Scalar, f: GemmFns { conv: scalar_conv, fc: scalar_fc } };
+static SCALAR_CONV: Impl<ConvFn> = Impl { name: "conv_i8__scalar", isa: Isa::Scalar, f: scalar_conv };
+
+/// [`scalar::conv2d`] on packed weights, as a function pointer.
+fn scalar_conv(p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+    scalar::conv2d(p, x, w, bias, rq, y)
+}
+
+/// [`scalar::fully_connected`] on packed weights, as a function pointer.
+fn scalar_fc(x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+    scalar::fully_connected(x, w, bias, rq, y)
+}
+static SCALAR_ADD: Impl<AddFn> = Impl { name: "vadd_i8__scalar", isa: Isa::Scalar, f: scalar::add };
+
+#[cfg(target_arch = "aarch64")]
+use aarch64 as native;
+#[cfg(target_arch = "x86_64")]
+use x86 as native;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod native {
+    pub(super) static GEMM: [super::Impl<super::GemmFns>; 0] = [];
+    pub(super) static DWCONV: [super::Impl<super::ConvFn>; 0] = [];
+    pub(super) static ADD: [super::Impl<super::AddFn>; 0] = [];
+}
+
+/// The kernels of one session: every operator's implementation, chosen once.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    isa: Isa,
+    gemm: &'static Impl<GemmFns>,
+    dwconv: &'static Impl<ConvFn>,
+    add: &'static Impl<AddFn>,
+}
+
+impl core::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).field("names", &self.names()).finish()
+    }
+}
+
+impl Kernels {
+    /// The kernels for level `isa` ([`Isa::Auto`]: the best this CPU
+    /// supports). A level the CPU does not support is an error.
+    pub fn new(isa: Isa) -> Result<Kernels, Error> {
+        let level = if isa == Isa::Auto { Isa::best() } else { isa };
+        if !level.is_supported() {
+            return Err(Error::UnsupportedIsa(level));
+        }
+        fn pick<F>(level: Isa, table: &'static [Impl<F>], scalar: &'static Impl<F>) -> &'static Impl<F> {
+            table.iter().find(|i| level.allows(i.isa) && i.isa.is_supported()).unwrap_or(scalar)
+        }
+        Ok(Kernels {
+            isa: level,
+            gemm: pick(level, &native::GEMM, &SCALAR_GEMM),
+            dwconv: pick(level, &native::DWCONV, &SCALAR_CONV),
+            add: pick(level, &native::ADD, &SCALAR_ADD),
+        })
+    }
+
+    /// The level the kernels were chosen for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The names of the chosen GEMM, depthwise and Add kernels.
+    pub fn names(&self) -> [&'static str; 3] {
+        [self.gemm.name, self.dwconv.name, self.add.name]
+    }
+
+    /// A convolution, as [`scalar::conv2d`], on operands the loader checked.
+    pub(crate) fn conv2d(&self, p: &Conv2d, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+        let f = match w.layout {
+            Layout::Depthwise { .. } => self.dwconv.f,
+            Layout::Gemm { groups: 1, .. } => self.gemm.f.conv,
+            Layout::Gemm { .. } => SCALAR_CONV.f,
+        };
+        // SAFETY: `new` chose kernels whose ISA the CPU supports; the
+        // operands passed the loader's checks for this operator.
+        unsafe { f(p, x, w, bias, rq, y) }
+    }
+
+    /// A fully connected layer, as [`scalar::fully_connected`].
+    pub(crate) fn fully_connected(&self, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
+        // SAFETY: as in `conv2d`.
+        unsafe { (self.gemm.f.fc)(x, w, bias, rq, y) }
+    }
+
+    /// An elementwise sum, as [`scalar::add`].
+    pub(crate) fn add(&self, a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
+        // SAFETY: as in `conv2d`.
+        unsafe { (self.add.f)(a, b, act, y) }
+    }
+}
+
+/// Convolution or fully connected weights, packed in the file
+/// ([`crate::format::pack`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Weights<'a> {
+    /// The packed bytes.
+    pub data: &'a [u8],
+    /// The logical shape: `[O, KH, KW, C/groups]` or `[O, K]`.
+    pub shape: Shape,
+    /// How `data` is laid out.
+    pub layout: Layout,
+}
+
+/// Where the scalar kernels read convolution and fully connected weights
+/// from: the packed [`Weights`] of a model, or plain OHWI values in a
+/// [`QIn`] (for tests that state weights directly). The arithmetic does not
+/// depend on the layout.
+pub trait WeightSource {
+    /// The logical shape: `[O, KH, KW, C/groups]` or `[O, K]`.
+    fn shape(&self) -> Shape;
+    /// The weight of output channel `o`, window position `tap`
+    /// (`ky * KW + kx`) and input channel `i` (within the group).
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8;
+}
+
+impl WeightSource for Weights<'_> {
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    #[inline(always)]
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
+        self.data[self.layout.index(o, tap, i)] as i8
+    }
+}
+
+impl WeightSource for QIn<'_> {
+    fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Plain OHWI (or `[O, K]`): `data[(o * taps + tap) * K + i]`.
+    #[inline(always)]
+    fn at(&self, o: usize, tap: usize, i: usize) -> i8 {
+        let dims = self.shape.nhwc();
+        let (taps, k) = if self.shape.rank() == 2 { (1, dims[1]) } else { (dims[1] * dims[2], dims[3]) };
+        self.data[(o * taps + tap) * k + i]
+    }
+}
 
 /// An int8 tensor that a kernel reads.
 #[derive(Clone, Copy, Debug)]

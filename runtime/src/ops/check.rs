@@ -4,15 +4,18 @@
 
 use super::{Op, OpKind};
 use crate::error::{malformed, Error};
+use crate::format::pack::Layout;
 use crate::format::{DType, Storage, TensorDesc};
 
 /// What one operator sees: its index and kind (for messages), its inputs
-/// (`None` for an absent optional one) and its output.
+/// (`None` for an absent optional one), its output, and the weights section
+/// (whose bounds every constant was checked against).
 pub(crate) struct Site<'a> {
     pub index: usize,
     pub kind: OpKind,
     pub inputs: &'a [Option<&'a TensorDesc>],
     pub output: &'a TensorDesc,
+    pub weights: &'a [u8],
 }
 
 impl<'a> Site<'a> {
@@ -76,11 +79,21 @@ impl<'a> Site<'a> {
         Ok(())
     }
 
-    /// Weights, bias, multiplier and optional negative multiplier of a
-    /// Conv2d or FullyConnected with `outputs` channels.
-    fn affine(&self, outputs: usize) -> Result<(), Error> {
+    /// Weights (packed in `layout`), bias, multiplier and optional negative
+    /// multiplier of a Conv2d or FullyConnected with `outputs` channels.
+    fn affine(&self, outputs: usize, layout: Layout, weights: &[u8]) -> Result<(), Error> {
         if self.input(1)?.quant.zero_point != 0 {
             return self.fail(format_args!("weights must be symmetric (zero point 0)"));
+        }
+        let expected = layout.checked_len();
+        if expected != Some(weights.len()) {
+            return self.fail(format_args!(
+                "packed weights hold {} bytes, their layout {layout:?} needs {expected:?}",
+                weights.len()
+            ));
+        }
+        if let Err(what) = layout.verify(weights) {
+            return self.fail(format_args!("packed weights: {what}"));
         }
         self.vector(2, DType::I32, outputs)?;
         self.vector(3, DType::F32, outputs)?;
@@ -105,14 +118,15 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
     match *op {
         Op::Conv2d(p) => {
             let [n, h, w, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
-            let [o, kh, kw, cg] = site.dims(site.typed(1, DType::I8, true)?, 4, "weights")?;
+            let wt = site.typed(1, DType::Packed, true)?;
+            let [o, kh, kw, cg] = site.dims(wt, 4, "weights")?;
             if c % p.groups != 0 || o % p.groups != 0 || cg != c / p.groups {
                 return site.fail(format_args!(
                     "{c} input and {o} output channels, weights for {cg} per group, {} groups do not fit",
                     p.groups
                 ));
             }
-            site.affine(o)?;
+            site.affine(o, Layout::conv([o, kh, kw, cg], p.groups), &site.weights[wt.range()])?;
             let [top, left, bottom, right] = p.pad;
             let oh = window_out(h, top + bottom, kh, p.dilation[0], p.stride[0]);
             let ow = window_out(w, left + right, kw, p.dilation[1], p.stride[1]);
@@ -123,11 +137,12 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
         }
         Op::FullyConnected(_) => {
             let [n, k, ..] = site.dims(site.typed(0, DType::I8, false)?, 2, "input")?;
-            let [o, wk, ..] = site.dims(site.typed(1, DType::I8, true)?, 2, "weights")?;
+            let wt = site.typed(1, DType::Packed, true)?;
+            let [o, wk, ..] = site.dims(wt, 2, "weights")?;
             if wk != k {
                 return site.fail(format_args!("input has {k} features, weights expect {wk}"));
             }
-            site.affine(o)?;
+            site.affine(o, Layout::fully_connected(o, k), &site.weights[wt.range()])?;
             expect_dims(site, site.output_typed(DType::I8)?, [n, o, 1, 1], 2)
         }
         Op::Add(_) | Op::Mul(_) => {

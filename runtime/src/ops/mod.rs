@@ -20,13 +20,17 @@ use crate::error::{malformed, Error};
 pub enum OpKind {
     /// Convolution, any kernel size, stride, dilation, padding and groups
     /// (depthwise when groups = channels).
-    /// Inputs: `x` [N,H,W,C]; weights i8 [O,KH,KW,C/groups], zero point 0;
+    /// Inputs: `x` [N,H,W,C]; weights of logical shape [O,KH,KW,C/groups],
+    /// zero point 0, packed ([`crate::DType::Packed`], layout
+    /// [`crate::format::pack::Layout::conv`]);
     /// bias i32 [O] (scale `s_x * s_w[o]`); multiplier f32 [O]
     /// (`s_x * s_w[o] / s_y`); optional negative-side multiplier f32 [O] used
     /// where the accumulator is negative (a fused PRelu or leaky Relu).
     /// Output [N,OH,OW,O]. Params: [`Conv2d`].
     Conv2d = 1,
-    /// Fully connected: `x` [N,K], weights i8 [O,K], then as [`OpKind::Conv2d`].
+    /// Fully connected: `x` [N,K], weights [O,K] packed
+    /// ([`crate::format::pack::Layout::fully_connected`]), then as
+    /// [`OpKind::Conv2d`].
     /// Output [N,O]. Params: [`Act`].
     FullyConnected = 2,
     /// Elementwise sum of two tensors, requantized, with broadcasting

@@ -45,7 +45,7 @@ pub fn conv(
     let out_c = out_dims[3];
     let per_group = in_c / groups;
     let weights = rng.i8s(out_c * kernel * kernel * per_group);
-    let wt = w.constant_i8(&format!("{name}.w"), &[out_c, kernel, kernel, per_group], 0.02, &weights);
+    let wt = w.conv_weights(&format!("{name}.w"), [out_c, kernel, kernel, per_group], groups, 0.02, &weights);
     let bias: Vec<i32> = (0..out_c).map(|_| (rng.next() % 2001) as i32 - 1000).collect();
     let b = w.constant_i32(&format!("{name}.b"), &bias);
     let mult: Vec<f32> = (0..out_c).map(|_| rng.f32_in(0.0005, 0.003)).collect();
@@ -100,7 +100,7 @@ fn small_net_writer(seed: u64) -> (ModelWriter, Vec<TensorId>) {
     let flat = w.activation("flat", DType::I8, &[1, 16], q(0.05, 0));
     w.op(OpKind::Reshape, &[gap], &[flat], &[]);
     let weights = rng.i8s(8 * 16);
-    let fw = w.constant_i8("fc.w", &[8, 16], 0.01, &weights);
+    let fw = w.fc_weights("fc.w", [8, 16], 0.01, &weights);
     let fb = w.constant_i32("fc.b", &[100, -100, 0, 5, -5, 50, -50, 7]);
     let fm = w.constant_f32("fc.m", &[0.004; 8]);
     let fc = w.activation("fc", DType::I8, &[1, 8], q(0.02, 0));

@@ -1,15 +1,16 @@
 //! Convolution and fully connected layers.
 
-use crate::kernels::{QIn, QOut, Requant};
+use crate::kernels::{QIn, QOut, Requant, WeightSource};
 use crate::ops::Conv2d;
 
-/// Convolution of NHWC `x` with OHWI weights `w` (zero point 0):
+/// Convolution of NHWC `x` with OHWI weights `w` (zero point 0; packed in
+/// a model, see [`WeightSource`]):
 /// for every output element, `acc = bias[o] + Σ (x - x.zero_point) * w` over
 /// the window (wrapping i32 arithmetic; padded positions contribute nothing),
 /// then `requant.apply(acc, o)`.
-pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: impl WeightSource, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
     let [n, h, width, c] = x.shape.nhwc();
-    let [o, kh, kw, group_in] = w.shape.nhwc();
+    let [o, kh, kw, group_in] = w.shape().nhwc();
     let [_, oh, ow, _] = y.shape.nhwc();
     let group_out = o / p.groups;
     let [top, left, ..] = p.pad;
@@ -33,7 +34,7 @@ pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requan
                                 continue;
                             };
                             let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
-                            let ws = &w.data[((oc * kh + ky) * kw + kx) * group_in..][..group_in];
+                            let ws = (0..group_in).map(|i| w.at(oc, ky * kw + kx, i));
                             acc = dot(acc, xs, zx, ws);
                         }
                     }
@@ -46,13 +47,13 @@ pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requan
 
 /// Fully connected layer: `x` [N,K], weights [O,K]; as [`conv2d`] with a
 /// 1x1 window.
-pub fn fully_connected(x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
+pub fn fully_connected(x: QIn<'_>, w: impl WeightSource, bias: &[i32], requant: &Requant<'_>, y: QOut<'_>) {
     let [n, k, ..] = x.shape.nhwc();
-    let [o, ..] = w.shape.nhwc();
+    let [o, ..] = w.shape().nhwc();
     for b in 0..n {
         let xs = &x.data[b * k..][..k];
         for (oc, out) in y.data[b * o..][..o].iter_mut().enumerate() {
-            let acc = dot(bias[oc], xs, x.quant.zero_point, &w.data[oc * k..][..k]);
+            let acc = dot(bias[oc], xs, x.quant.zero_point, (0..k).map(|i| w.at(oc, 0, i)));
             *out = requant.apply(acc, oc);
         }
     }
@@ -60,6 +61,6 @@ pub fn fully_connected(x: QIn<'_>, w: QIn<'_>, bias: &[i32], requant: &Requant<'
 
 /// `acc + Σ (x - zx) * w`, wrapping.
 #[inline(always)]
-fn dot(acc: i32, x: &[i8], zx: i32, w: &[i8]) -> i32 {
-    x.iter().zip(w).fold(acc, |acc, (&x, &w)| acc.wrapping_add((i32::from(x) - zx) * i32::from(w)))
+fn dot(acc: i32, x: &[i8], zx: i32, w: impl Iterator<Item = i8>) -> i32 {
+    x.iter().zip(w).fold(acc, |acc, (&x, w)| acc.wrapping_add((i32::from(x) - zx) * i32::from(w)))
 }

@@ -1,0 +1,169 @@
+//! Per-kernel benchmarks on SFace's shapes, at every kernel level this CPU
+//! supports: 1x1 convolutions (the GEMM behind 94% of SFace's
+//! multiply-accumulates), depthwise 3x3 at stride 1 and 2, and Add. Each
+//! case is a one-operator model run by a `Session`, as in a real model.
+//!
+//! Besides criterion's timings, prints GMAC/s (best of a few runs) and, for
+//! the GEMM, the share of the `vpdpbusd` peak, measured here by a loop of
+//! independent `vpdpbusd` chains on zmm (64 multiply-accumulates each).
+//! `KILN_BENCH=dwconv cargo bench --bench kernels` runs the matching cases.
+
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kiln_runtime::format::{AlignedBytes, ModelWriter};
+use kiln_runtime::ops::{Act, Conv2d};
+use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
+
+/// A deterministic byte pattern.
+fn bytes(n: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as i8
+        })
+        .collect()
+}
+
+/// A one-convolution model: input [1, h, w, c], `o` outputs, a `k`x`k`
+/// window with padding `k / 2`, `groups` groups.
+fn conv_model(h: usize, w: usize, c: usize, o: usize, k: usize, stride: usize, groups: usize) -> (Vec<u8>, u64) {
+    let mut m = ModelWriter::new();
+    let q = |zero_point| Quant { scale: 0.05, zero_point };
+    let x = m.activation("x", DType::I8, &[1, h, w, c], q(-3));
+    let cg = c / groups;
+    let wt = m.conv_weights("w", [o, k, k, cg], groups, 0.01, &bytes(o * k * k * cg, 1));
+    let b = m.constant_i32("b", &vec![100; o]);
+    let mult = m.constant_f32("m", &vec![1.0 / (64.0 * (k * k * cg) as f32).sqrt(); o]);
+    let pad = k / 2;
+    let (oh, ow) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
+    let y = m.activation("y", DType::I8, &[1, oh, ow, o], q(5));
+    let p = Conv2d { stride: [stride; 2], dilation: [1, 1], pad: [pad; 4], groups, act: Act::NONE };
+    m.op(OpKind::Conv2d, &[x, wt, b, mult], &[y], &p.words());
+    m.inputs(&[x]);
+    m.outputs(&[y]);
+    (m.finish().unwrap(), (oh * ow * o * k * k * cg) as u64)
+}
+
+fn add_model(h: usize, w: usize, c: usize) -> (Vec<u8>, u64) {
+    let mut m = ModelWriter::new();
+    let q = |scale, zero_point| Quant { scale, zero_point };
+    let a = m.activation("a", DType::I8, &[1, h, w, c], q(0.05, 3));
+    let b = m.activation("b", DType::I8, &[1, h, w, c], q(0.07, -2));
+    let y = m.activation("y", DType::I8, &[1, h, w, c], q(0.1, 0));
+    m.op(OpKind::Add, &[a, b], &[y], &Act::NONE.words());
+    m.inputs(&[a, b]);
+    m.outputs(&[y]);
+    (m.finish().unwrap(), (h * w * c) as u64)
+}
+
+/// Levels to measure: every supported one.
+fn levels() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|isa| isa.is_supported()).collect()
+}
+
+/// Best seconds per run over a few batches.
+fn best_seconds(session: &mut Session<'_>) -> f64 {
+    let runs = 20;
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..runs {
+                session.run();
+            }
+            t.elapsed().as_secs_f64() / runs as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// One core's `vpdpbusd` zmm peak in G multiply-accumulates per second.
+#[cfg(target_arch = "x86_64")]
+fn vnni_peak() -> Option<f64> {
+    use core::arch::x86_64::*;
+    const CHAINS: usize = 12;
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512 F and VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn chains(iterations: u64, a: __m512i, b: __m512i) -> i32 {
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        for _ in 0..iterations {
+            for acc in &mut acc {
+                *acc = _mm512_dpbusd_epi32(*acc, a, b);
+            }
+        }
+        acc.iter().fold(0, |s, &v| s ^ _mm512_reduce_add_epi32(v))
+    }
+    if !Isa::Avx512Vnni.is_supported() {
+        return None;
+    }
+    let iterations = 20_000_000u64;
+    let ones = core::hint::black_box(0x0101_0101);
+    let best = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            // SAFETY: AVX-512 VNNI support was checked above; the loop
+            // touches registers only.
+            let r = unsafe { chains(iterations, _mm512_set1_epi32(ones), _mm512_set1_epi32(ones)) };
+            core::hint::black_box(r);
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    Some((iterations * CHAINS as u64 * 64) as f64 / best / 1e9)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn vnni_peak() -> Option<f64> {
+    None
+}
+
+/// Which of [`kiln_runtime::Kernels::names`] a case measures.
+const GEMM: usize = 0;
+const DWCONV: usize = 1;
+const ADD: usize = 2;
+
+/// Runs case `name` unless `KILN_BENCH` is set to text the name lacks.
+fn case(c: &mut Criterion, name: &str, (file, macs): (Vec<u8>, u64), kernel: usize, peak: Option<f64>) {
+    if std::env::var("KILN_BENCH").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let file = AlignedBytes::copy_of(&file);
+    let model = Model::from_bytes(&file).unwrap();
+    for isa in levels() {
+        let mut session = Session::with_options(&model, SessionOptions::isa(isa)).unwrap();
+        let gmacs = macs as f64 / best_seconds(&mut session) / 1e9;
+        let share =
+            peak.map_or(String::new(), |p| format!(" ({:.0}% of the {p:.0} G vpdpbusd peak)", 100.0 * gmacs / p));
+        println!("{name:<28} {isa:<11} {:<28} {gmacs:7.1} GMAC/s{share}", session.kernels().names()[kernel]);
+        c.bench_function(&format!("{name}/{isa}"), |b| b.iter(|| session.run()));
+    }
+}
+
+fn kernels(c: &mut Criterion) {
+    let peak = vnni_peak();
+    if let Some(p) = peak {
+        println!("vpdpbusd zmm peak, one core: {p:.1} G MAC/s (12 independent chains)");
+    }
+    // (pixels as h x w, K, N) of SFace's pointwise convolutions.
+    for (hw, k, n) in
+        [(56, 64, 128), (28, 128, 128), (28, 128, 256), (14, 256, 256), (14, 256, 512), (7, 512, 512), (7, 512, 128)]
+    {
+        case(c, &format!("conv1x1 M={} K={k} N={n}", hw * hw), conv_model(hw, hw, k, n, 1, 1, 1), GEMM, peak);
+    }
+    case(c, "dwconv3x3 56x56x64 s1", conv_model(56, 56, 64, 64, 3, 1, 64), DWCONV, None);
+    case(c, "dwconv3x3 56x56x64 s2", conv_model(56, 56, 64, 64, 3, 2, 64), DWCONV, None);
+    case(c, "conv3x3 112x112x3 -> 64 s2", conv_model(112, 112, 3, 64, 3, 2, 1), GEMM, peak);
+    case(c, "conv3x3 28x28x64 -> 64", conv_model(28, 28, 64, 64, 3, 1, 1), GEMM, peak);
+    // Add moves bytes: its "GMAC/s" are G elements/s.
+    case(c, "add 56x56x64", add_model(56, 56, 64), ADD, None);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(core::time::Duration::from_millis(300)).measurement_time(core::time::Duration::from_secs(1));
+    targets = kernels
+}
+criterion_main!(benches);

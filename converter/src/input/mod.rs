@@ -1,0 +1,49 @@
+//! Calibration and evaluation inputs: images (PNG/JPEG) or `.npy` tensors,
+//! each turned into one f32 tensor in the model's ONNX layout (NCHW).
+
+mod images;
+mod npy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+
+pub use images::ImageOptions;
+
+/// One input: the file it came from and its values (NCHW, as ONNX expects).
+pub struct Sample {
+    /// Source file.
+    pub path: PathBuf,
+    /// Values in the model's ONNX input layout.
+    pub values: Vec<f32>,
+}
+
+/// Reads one file: `.npy` as is (f32, the model's element count), anything
+/// else as an image preprocessed by `options` to `shape` (`[1, 3, H, W]`).
+pub fn load_file(path: &Path, shape: &[usize], options: &ImageOptions) -> Result<Sample> {
+    ensure!(path.exists(), "input file {} does not exist", path.display());
+    let values = if is_npy(path) { npy::read(path, shape)? } else { images::read(path, shape, options)? };
+    Ok(Sample { path: path.to_owned(), values })
+}
+
+/// Reads every `.npy`, `.png`, `.jpg` and `.jpeg` file of `dir`, sorted by
+/// name so that runs are reproducible. A missing folder, a folder without
+/// such files and an unreadable file are errors that name the path.
+pub fn load_dir(dir: &Path, shape: &[usize], options: &ImageOptions) -> Result<Vec<Sample>> {
+    ensure!(dir.is_dir(), "input folder {} does not exist (or is not a folder)", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    files.retain(|p| is_npy(p) || images::is_image(p));
+    files.sort();
+    if files.is_empty() {
+        bail!("input folder {} holds no .png, .jpg, .jpeg or .npy file: put calibration inputs there", dir.display());
+    }
+    files.iter().map(|p| load_file(p, shape, options)).collect()
+}
+
+fn is_npy(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}

@@ -1,0 +1,190 @@
+//! A plain f32 interpreter of the IR: the semantics that every later stage
+//! (quantizer, pruner, runtime) must reproduce, written for clarity, not speed.
+
+mod spatial;
+
+use anyhow::{ensure, Context, Result};
+
+use super::{FusedActivation, Graph, Op};
+
+/// Runs `graph` on `input` (IR layout, NHWC for images) and returns the value
+/// of every tensor, indexed by tensor id (`None` for dead tensors).
+pub fn evaluate(graph: &Graph, input: &[f32]) -> Result<Vec<Option<Vec<f32>>>> {
+    let expected: usize = graph.tensors[graph.input].shape.iter().product();
+    ensure!(
+        input.len() == expected,
+        "input has {} values, the model takes {:?} = {expected}",
+        input.len(),
+        graph.tensors[graph.input].shape
+    );
+    let mut values: Vec<Option<Vec<f32>>> = vec![None; graph.tensors.len()];
+    values[graph.input] = Some(input.to_vec());
+    for node in &graph.nodes {
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|&t| {
+                let v = values[t].as_deref().context("input computed later")?;
+                Ok((v, &graph.tensors[t].shape[..]))
+            })
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("node `{}`", node.name))?;
+        let out_shape = &graph.tensors[node.output].shape;
+        values[node.output] = Some(apply(&node.op, &inputs, out_shape));
+    }
+    Ok(values)
+}
+
+/// Runs `graph` and returns only its outputs.
+pub fn run(graph: &Graph, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+    let mut values = evaluate(graph, input)?;
+    Ok(graph.outputs.iter().map(|&t| values[t].take().unwrap_or_default()).collect())
+}
+
+type Input<'a> = (&'a [f32], &'a [usize]);
+
+fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
+    let (x, shape) = inputs[0];
+    let channels = shape.last().copied().unwrap_or(1);
+    let per_channel = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i % channels] };
+    match op {
+        Op::Conv2d { .. } => spatial::conv2d(op, x, shape, out_shape),
+        Op::FullyConnected { weights, bias, activation, .. } => {
+            let k = channels;
+            let mut out: Vec<f32> =
+                x.chunks(k).flat_map(|row| weights.chunks(k).zip(bias).map(move |(w, b)| b + dot(row, w))).collect();
+            activate(&mut out, activation, bias.len());
+            out
+        }
+        Op::ScaleShift { scale, shift } => {
+            (0..x.len()).map(|i| x[i] * per_channel(scale, i) + per_channel(shift, i)).collect()
+        }
+        Op::PRelu { slope } => (0..x.len()).map(|i| prelu(x[i], per_channel(slope, i))).collect(),
+        Op::Clamp { lo, hi } => x.iter().map(|v| v.max(*lo).min(*hi)).collect(),
+        Op::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+        Op::Tanh => x.iter().map(|v| v.tanh()).collect(),
+        Op::HardSwish => x.iter().map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0).collect(),
+        Op::HardSigmoid { alpha, beta } => x.iter().map(|v| (alpha * v + beta).clamp(0.0, 1.0)).collect(),
+        Op::Add => broadcast(inputs, out_shape, |a, b| a + b),
+        Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
+        Op::Concat { axis } => concat(inputs, *axis),
+        Op::MaxPool(_) | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Resize { .. } => {
+            spatial::pool_or_resize(op, x, shape, out_shape)
+        }
+        Op::Reshape { .. } => x.to_vec(),
+        Op::Transpose { perm } => super::layout::transpose(x, shape, perm),
+        Op::Pad { pads, value } => pad(x, shape, pads, *value, out_shape),
+        Op::Softmax { axis } => softmax(x, shape, *axis),
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn prelu(x: f32, slope: f32) -> f32 {
+    if x < 0.0 {
+        x * slope
+    } else {
+        x
+    }
+}
+
+/// Applies a fused activation in place; `channels` is the last axis' size.
+fn activate(values: &mut [f32], act: &FusedActivation, channels: usize) {
+    if let Some(alpha) = &act.alpha {
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = prelu(*v, if alpha.len() == 1 { alpha[0] } else { alpha[i % channels] });
+        }
+    }
+    if let Some((lo, hi)) = act.clamp {
+        for v in values.iter_mut() {
+            *v = v.max(lo).min(hi);
+        }
+    }
+}
+
+/// Row-major strides of `shape`, with 0 on broadcast (size-1) axes of an
+/// input whose output axis is larger.
+fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let mut s = 1;
+    for a in (0..shape.len()).rev() {
+        strides[a] = if shape[a] == out[a] { s } else { 0 };
+        s *= shape[a];
+    }
+    strides
+}
+
+fn broadcast(inputs: &[Input], out: &[usize], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    let ((a, sa), (b, sb)) = (inputs[0], inputs[1]);
+    if sa == sb {
+        return a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect();
+    }
+    let (ta, tb) = (broadcast_strides(sa, out), broadcast_strides(sb, out));
+    let total: usize = out.iter().product();
+    let mut index = vec![0; out.len()];
+    let mut result = Vec::with_capacity(total);
+    for _ in 0..total {
+        let ia: usize = index.iter().zip(&ta).map(|(i, s)| i * s).sum();
+        let ib: usize = index.iter().zip(&tb).map(|(i, s)| i * s).sum();
+        result.push(f(a[ia], b[ib]));
+        for ax in (0..out.len()).rev() {
+            index[ax] += 1;
+            if index[ax] < out[ax] {
+                break;
+            }
+            index[ax] = 0;
+        }
+    }
+    result
+}
+
+fn concat(inputs: &[Input], axis: usize) -> Vec<f32> {
+    let outer: usize = inputs[0].1[..axis].iter().product();
+    let mut out = Vec::new();
+    for o in 0..outer {
+        for (x, shape) in inputs {
+            let inner: usize = shape[axis..].iter().product();
+            out.extend_from_slice(&x[o * inner..(o + 1) * inner]);
+        }
+    }
+    out
+}
+
+fn pad(x: &[f32], shape: &[usize], pads: &[(usize, usize)], value: f32, out: &[usize]) -> Vec<f32> {
+    let total: usize = out.iter().product();
+    let mut result = vec![value; total];
+    let mut index = vec![0; shape.len()];
+    for &v in x {
+        let mut flat = 0;
+        for a in 0..shape.len() {
+            flat = flat * out[a] + index[a] + pads[a].0;
+        }
+        result[flat] = v;
+        for a in (0..shape.len()).rev() {
+            index[a] += 1;
+            if index[a] < shape[a] {
+                break;
+            }
+            index[a] = 0;
+        }
+    }
+    result
+}
+
+fn softmax(x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
+    let inner: usize = shape[axis + 1..].iter().product();
+    let n = shape[axis];
+    let mut out = x.to_vec();
+    for block in out.chunks_mut(n * inner) {
+        for i in 0..inner {
+            let max = (0..n).map(|j| block[j * inner + i]).fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = (0..n).map(|j| (block[j * inner + i] - max).exp()).sum();
+            for j in 0..n {
+                block[j * inner + i] = (block[j * inner + i] - max).exp() / sum;
+            }
+        }
+    }
+    out
+}

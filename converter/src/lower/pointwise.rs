@@ -1,0 +1,126 @@
+//! Lowering of element-wise ops: arithmetic (between activations, with a
+//! per-channel constant, or between constants, which is folded right here)
+//! and activation functions.
+
+use anyhow::{bail, Context, Result};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::{tract_ndarray::ArrayD, Tensor as Constant};
+
+use super::{Const, Lowering, Value};
+use crate::ir::Op;
+
+/// Evaluates a node whose inputs are all constants (a constant subgraph).
+pub(super) fn fold_constants(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let result: Constant = match node.op_type.as_str() {
+        "Dropout" | "Identity" => match cx.value(&node.input[0])? {
+            Value::Constant(c) => c.clone(),
+            Value::Activation(_) => unreachable!("inputs are constants"),
+        },
+        "Add" | "Sub" | "Mul" | "Div" => {
+            let view = |i: usize| -> Result<ArrayD<f32>> {
+                let c = cx.constant(&node.input[i])?;
+                Ok(ArrayD::from_shape_vec(c.shape, c.values)?)
+            };
+            let (a, b) = (view(0)?, view(1)?);
+            let out = match node.op_type.as_str() {
+                "Add" => &a + &b,
+                "Sub" => &a - &b,
+                "Mul" => &a * &b,
+                _ => &a / &b,
+            };
+            out.into()
+        }
+        other => bail!(
+            "unsupported ONNX op `{other}` in node `{}` on constants: kiln folds only \
+             Add/Sub/Mul/Div/Identity/Dropout on constants",
+            node.name
+        ),
+    };
+    cx.values.insert(node.output[0].clone(), Value::Constant(result));
+    Ok(())
+}
+
+/// The values of `c` as one per channel of an activation of `shape`, or a
+/// single value; kiln's ScaleShift and PRelu cannot broadcast otherwise.
+fn per_channel(c: &Const, shape: &[usize]) -> Result<Vec<f32>> {
+    let values = c.values.clone();
+    if values.len() == 1 {
+        return Ok(values);
+    }
+    let channels = shape.last().copied().unwrap_or(1);
+    // ONNX dims of the constant, without leading 1s, must address the
+    // channel axis: [C, 1, 1] against NCHW, [C] against other ranks.
+    let dims: Vec<usize> = c.shape.iter().copied().skip_while(|&d| d == 1).collect();
+    let fits = if shape.len() == 4 { dims.len() == 3 && dims[1..] == [1, 1] } else { dims.len() == 1 };
+    if !fits || values.len() != channels {
+        bail!("constant of shape {:?} does not broadcast per channel over {shape:?}", c.shape);
+    }
+    Ok(values)
+}
+
+/// Add, Sub, Mul, Div with at least one activation input.
+pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let op = node.op_type.as_str();
+    let (a, b) = (cx.value(&node.input[0])?.clone(), cx.value(&node.input[1])?.clone());
+    let ir_op = match (&a, &b) {
+        (Value::Activation(x), Value::Activation(y)) => {
+            let op = match op {
+                "Add" => Op::Add,
+                "Mul" => Op::Mul,
+                _ => bail!("{op} of two activations is not supported"),
+            };
+            cx.push(&node.name, op, vec![*x, *y], Some(&node.output[0]))?;
+            return Ok(());
+        }
+        (Value::Activation(x), Value::Constant(_)) | (Value::Constant(_), Value::Activation(x)) => {
+            let c = per_channel(&cx.constant(&node.input[usize::from(matches!(b, Value::Constant(_)))])?, cx.shape(*x))
+                .with_context(|| format!("{op} by a constant"))?;
+            let constant_first = matches!(a, Value::Constant(_));
+            match (op, constant_first) {
+                ("Add", _) => Op::ScaleShift { scale: vec![1.0], shift: c },
+                ("Sub", false) => Op::ScaleShift { scale: vec![1.0], shift: c.iter().map(|v| -v).collect() },
+                ("Sub", true) => Op::ScaleShift { scale: vec![-1.0], shift: c },
+                ("Mul", _) => Op::ScaleShift { scale: c, shift: vec![0.0] },
+                ("Div", false) => Op::ScaleShift { scale: c.iter().map(|v| 1.0 / v).collect(), shift: vec![0.0] },
+                _ => bail!("a constant divided by an activation is not supported"),
+            }
+        }
+        _ => unreachable!("constant-only nodes are folded"),
+    };
+    cx.unary(node, ir_op)
+}
+
+/// Activation functions, each on one activation input.
+pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
+    let op = match node.op_type.as_str() {
+        "Relu" => Op::Clamp { lo: 0.0, hi: f32::INFINITY },
+        "Clip" if opset < 11 => Op::Clamp {
+            lo: node.get_attr_opt("min")?.unwrap_or(f32::NEG_INFINITY),
+            hi: node.get_attr_opt("max")?.unwrap_or(f32::INFINITY),
+        },
+        "Clip" => {
+            let bound = |i: usize, default: f32| -> Result<f32> {
+                match node.input.get(i).filter(|n| !n.is_empty()) {
+                    Some(n) => Ok(cx.constant(n)?.values[0]),
+                    None => Ok(default),
+                }
+            };
+            Op::Clamp { lo: bound(1, f32::NEG_INFINITY)?, hi: bound(2, f32::INFINITY)? }
+        }
+        "LeakyRelu" => Op::PRelu { slope: vec![node.get_attr_opt("alpha")?.unwrap_or(0.01)] },
+        "PRelu" => {
+            let x = cx.activation(&node.input[0])?;
+            let slope = per_channel(&cx.constant(&node.input[1])?, cx.shape(x)).context("PRelu slope")?;
+            Op::PRelu { slope }
+        }
+        "Sigmoid" => Op::Sigmoid,
+        "Tanh" => Op::Tanh,
+        "HardSwish" => Op::HardSwish,
+        "HardSigmoid" => Op::HardSigmoid {
+            alpha: node.get_attr_opt("alpha")?.unwrap_or(0.2),
+            beta: node.get_attr_opt("beta")?.unwrap_or(0.5),
+        },
+        other => unreachable!("{other} is not an activation"),
+    };
+    cx.unary(node, op)
+}

@@ -1,0 +1,147 @@
+//! Lowering of ops whose meaning depends on the axis order: Reshape, Flatten,
+//! Transpose, Concat, Pad, Resize, Softmax. ONNX axes are NCHW; the IR's
+//! rank-4 tensors are NHWC, so axes and permutations are translated here.
+
+use anyhow::{bail, ensure, Result};
+use tract_onnx::pb::NodeProto;
+
+use super::{ir_axis, Lowering};
+use crate::ir::{Op, NCHW_TO_NHWC, NHWC_TO_NCHW};
+
+/// ONNX shape of an IR tensor shape.
+fn onnx_shape(ir: &[usize]) -> Vec<usize> {
+    match ir {
+        &[n, h, w, c] => vec![n, c, h, w],
+        _ => ir.to_vec(),
+    }
+}
+
+/// Reshape and Flatten, which are defined on NCHW order: the IR reshapes an
+/// NCHW copy (explicit transposes around it, removed by passes when a
+/// consumer can absorb them).
+pub(super) fn reshape(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let mut x = cx.activation(&node.input[0])?;
+    let input = onnx_shape(cx.shape(x));
+    let target: Vec<usize> = if node.op_type == "Flatten" {
+        let axis = node.get_attr_opt::<i64>("axis")?.unwrap_or(1);
+        let axis = if axis < 0 { axis + input.len() as i64 } else { axis } as usize;
+        ensure!(axis <= input.len(), "flatten axis {axis} out of rank {}", input.len());
+        vec![input[..axis].iter().product(), input[axis..].iter().product()]
+    } else {
+        let Some(spec) = cx.constant_ints(node, 1)? else { bail!("Reshape needs a shape") };
+        let allow_zero = node.get_attr_opt::<i64>("allowzero")?.unwrap_or(0) == 1;
+        let mut dims: Vec<usize> = spec
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match d {
+                0 if !allow_zero => input.get(i).copied().unwrap_or(0),
+                -1 => 1,
+                d => d as usize,
+            })
+            .collect();
+        if let Some(free) = spec.iter().position(|&d| d == -1) {
+            let known: usize = dims.iter().product();
+            dims[free] = input.iter().product::<usize>() / known.max(1);
+        }
+        dims
+    };
+    let to_nhwc = target.len() == 4;
+    if input.len() == 4 {
+        x = cx.push(&node.name, Op::Transpose { perm: NHWC_TO_NCHW.to_vec() }, vec![x], None)?;
+    }
+    let out = node.output[0].as_str();
+    let y = cx.push(&node.name, Op::Reshape { shape: target }, vec![x], (!to_nhwc).then_some(out))?;
+    if to_nhwc {
+        cx.push(&node.name, Op::Transpose { perm: NCHW_TO_NHWC.to_vec() }, vec![y], Some(out))?;
+    }
+    Ok(())
+}
+
+pub(super) fn transpose(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let x = cx.activation(&node.input[0])?;
+    let rank = cx.shape(x).len();
+    let perm = node.get_attr_opt_vec::<usize>("perm")?.unwrap_or_else(|| (0..rank).rev().collect());
+    ensure!(perm.len() == rank, "perm {perm:?} for rank {rank}");
+    let perm = if rank == 4 { (0..4).map(|j| NHWC_TO_NCHW[perm[NCHW_TO_NHWC[j]]]).collect() } else { perm };
+    cx.unary(node, Op::Transpose { perm })
+}
+
+pub(super) fn concat(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let inputs = node.input.iter().map(|i| cx.activation(i)).collect::<Result<Vec<_>>>()?;
+    let axis = ir_axis(node.get_attr::<i64>("axis")?, cx.shape(inputs[0]).len())?;
+    cx.push(&node.name, Op::Concat { axis }, inputs, Some(&node.output[0]))?;
+    Ok(())
+}
+
+pub(super) fn pad(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
+    let mode: String = node.get_attr_opt("mode")?.unwrap_or_else(|| "constant".into());
+    ensure!(mode == "constant", "Pad mode `{mode}` is not supported (only constant)");
+    let x = cx.activation(&node.input[0])?;
+    let rank = cx.shape(x).len();
+    let (pads, value) = if opset < 11 {
+        (node.get_attr_vec::<i64>("pads")?, node.get_attr_opt::<f32>("value")?.unwrap_or(0.0))
+    } else {
+        let Some(pads) = cx.constant_ints(node, 1)? else { bail!("Pad needs pads") };
+        let value = match node.input.get(2).filter(|v| !v.is_empty()) {
+            Some(v) => cx.constant(v)?.values[0],
+            None => 0.0,
+        };
+        (pads, value)
+    };
+    ensure!(pads.len() == 2 * rank && pads.iter().all(|&p| p >= 0), "pads {pads:?} (negative or wrong rank)");
+    let onnx_axis = |j: usize| if rank == 4 { NCHW_TO_NHWC[j] } else { j };
+    let pads = (0..rank).map(|j| (pads[onnx_axis(j)] as usize, pads[onnx_axis(j) + rank] as usize)).collect();
+    cx.unary(node, Op::Pad { pads, value })
+}
+
+/// Resize (opset 10+) and Upsample: spatial scaling of an NCHW tensor.
+pub(super) fn resize(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let x = cx.activation(&node.input[0])?;
+    let input = onnx_shape(cx.shape(x));
+    ensure!(input.len() == 4, "Resize of a rank-{} tensor is not supported", input.len());
+    let legacy = node.op_type == "Upsample" || node.input.len() == 2;
+    let (scales_ix, sizes_ix) = if legacy { (1, 3) } else { (2, 3) };
+    let (size, scales): (Vec<usize>, Vec<f32>) =
+        if let Some(sizes) = cx.constant_ints(node, sizes_ix)?.filter(|s| !s.is_empty()) {
+            let size: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
+            let scales = size.iter().zip(&input).map(|(&o, &i)| o as f32 / i as f32).collect();
+            (size, scales)
+        } else {
+            let name = node.input.get(scales_ix).filter(|s| !s.is_empty());
+            let Some(name) = name else { bail!("Resize needs scales or sizes") };
+            let scales = cx.constant(name)?.values;
+            let size = input.iter().zip(&scales).map(|(&d, &s)| (d as f32 * s).floor() as usize).collect();
+            (size, scales)
+        };
+    ensure!(size.len() == 4 && size[..2] == input[..2], "Resize may scale H and W only, not {input:?} to {size:?}");
+    let mode: String = node.get_attr_opt("mode")?.unwrap_or_else(|| "nearest".into());
+    let linear = match mode.as_str() {
+        "nearest" => false,
+        "linear" | "bilinear" => true,
+        other => bail!("Resize mode `{other}` is not supported"),
+    };
+    let default_coordinates = if legacy { "asymmetric" } else { "half_pixel" };
+    let coordinate_mode =
+        node.get_attr_opt::<String>("coordinate_transformation_mode")?.unwrap_or_else(|| default_coordinates.into());
+    let nearest_mode = if legacy {
+        "floor".into()
+    } else {
+        node.get_attr_opt::<String>("nearest_mode")?.unwrap_or_else(|| "round_prefer_floor".into())
+    };
+    let op =
+        Op::Resize { size: [size[2], size[3]], scales: [scales[2], scales[3]], linear, coordinate_mode, nearest_mode };
+    cx.unary(node, op)
+}
+
+pub(super) fn softmax(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
+    let x = cx.activation(&node.input[0])?;
+    let rank = cx.shape(x).len();
+    let axis = node.get_attr_opt::<i64>("axis")?.unwrap_or(if opset < 13 { 1 } else { -1 });
+    let last = axis == -1 || axis == rank as i64 - 1;
+    ensure!(
+        opset >= 13 || last,
+        "Softmax (opset {opset}) over axis {axis} of rank {rank} flattens; only the last axis is supported"
+    );
+    let axis = ir_axis(axis, rank)?;
+    cx.unary(node, Op::Softmax { axis })
+}

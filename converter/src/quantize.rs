@@ -1,0 +1,390 @@
+//! The quantizer: turns the float IR and its calibrated activation ranges
+//! into an int8 `.kiln` file, following the TFLite int8 scheme (DESIGN.md):
+//! weights symmetric per output channel, activations asymmetric per tensor,
+//! bias int32 at scale `s_x * s_w[c]`, requantization multipliers in f32.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use kiln_runtime::format::{ModelWriter, TensorId as KTensor, ALIGN};
+use kiln_runtime::ops::{self as kops, Act, CoordTransform, NearestMode, ResizeMode};
+use kiln_runtime::quant::{lut, softmax_table};
+use kiln_runtime::{DType, OpKind, Quant};
+
+use crate::calibrate::Range;
+use crate::ir::{FusedActivation, Graph, Op, TensorId, Window};
+use crate::plan::{plan, Lifetime};
+
+/// Asymmetric int8 quantization covering `range` and real zero exactly.
+pub fn activation_quant(range: Range) -> Quant {
+    let (lo, hi) = (range.min.min(0.0), range.max.max(0.0));
+    let scale = ((hi - lo) / 255.0).max(f32::MIN_POSITIVE * 1e6);
+    let zero_point = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
+    Quant { scale, zero_point }
+}
+
+/// Symmetric int8 quantization of each output channel's weights (`rows`
+/// consecutive chunks): the values and one scale per channel.
+pub fn weight_quant(weights: &[f32], channels: usize) -> (Vec<i8>, Vec<f32>) {
+    let per = weights.len() / channels;
+    let mut scales = Vec::with_capacity(channels);
+    let mut q = Vec::with_capacity(weights.len());
+    for row in weights.chunks(per) {
+        let max = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        q.extend(row.iter().map(|w| (w / scale).round_ties_even().clamp(-127.0, 127.0) as i8));
+    }
+    (q, scales)
+}
+
+fn quantize_value(v: f32, q: Quant) -> i32 {
+    ((v / q.scale).round_ties_even() as i64 + q.zero_point as i64).clamp(-128, 127) as i32
+}
+
+/// The fused clamp in output units: the real interval `clamp` intersected
+/// with int8's range.
+fn act_range(clamp: Option<(f32, f32)>, q: Quant) -> Act {
+    match clamp {
+        None => Act::NONE,
+        Some((lo, hi)) => Act {
+            min: if lo.is_finite() { quantize_value(lo, q) } else { -128 },
+            max: if hi.is_finite() { quantize_value(hi, q) } else { 127 },
+        },
+    }
+}
+
+/// Converts a calibrated IR graph into the bytes of a `.kiln` file.
+///
+/// `ranges` holds the calibrated real range of every IR tensor that the
+/// graph computes (indexed by tensor id). `input_range`, when given, is the
+/// domain of the graph input instead of its calibrated range: for images,
+/// the range every pixel can take, so that 0..255 quantizes exactly.
+pub fn quantize(graph: &Graph, ranges: &[Option<Range>], input_range: Option<Range>) -> Result<Vec<u8>> {
+    let mut emitter = Emitter::new(graph, ranges)?;
+    emitter.input_range = input_range;
+    emitter.run()
+}
+
+struct Emitter<'g> {
+    graph: &'g Graph,
+    ranges: &'g [Option<Range>],
+    writer: ModelWriter,
+    /// The kiln tensor and quantization of each IR tensor emitted so far.
+    emitted: Vec<Option<(KTensor, Quant)>>,
+    /// Per emitted operator: its activation inputs and output, for the planner.
+    steps: Vec<(Vec<KTensor>, KTensor)>,
+    activations: Vec<(KTensor, usize)>,
+    input_range: Option<Range>,
+}
+
+impl<'g> Emitter<'g> {
+    fn new(graph: &'g Graph, ranges: &'g [Option<Range>]) -> Result<Self> {
+        Ok(Emitter {
+            graph,
+            ranges,
+            writer: ModelWriter::new(),
+            emitted: vec![None; graph.tensors.len()],
+            steps: Vec::new(),
+            activations: Vec::new(),
+            input_range: None,
+        })
+    }
+
+    fn name(&self, t: TensorId) -> String {
+        self.graph.tensors[t].onnx_name.clone().unwrap_or_else(|| format!("t{t}"))
+    }
+
+    fn range(&self, t: TensorId) -> Result<Range> {
+        self.ranges
+            .get(t)
+            .copied()
+            .flatten()
+            .with_context(|| format!("no calibrated range for tensor `{}`", self.name(t)))
+    }
+
+    fn activation(&mut self, name: &str, dims: &[usize], quant: Quant) -> KTensor {
+        let t = self.writer.activation(name, DType::I8, dims, quant);
+        self.activations.push((t, dims.iter().product()));
+        t
+    }
+
+    /// Declares IR tensor `t` with quantization `quant`.
+    fn declare(&mut self, t: TensorId, quant: Quant) -> KTensor {
+        let dims = self.graph.tensors[t].shape.clone();
+        let k = self.activation(&self.name(t), &dims, quant);
+        self.emitted[t] = Some((k, quant));
+        k
+    }
+
+    fn input(&self, t: TensorId) -> Result<(KTensor, Quant)> {
+        self.emitted[t].with_context(|| format!("tensor `{}` is read before it is computed", self.name(t)))
+    }
+
+    fn op(&mut self, kind: OpKind, inputs: &[KTensor], activations: &[KTensor], out: KTensor, params: &[i32]) {
+        self.writer.op(kind, inputs, &[out], params);
+        self.steps.push((activations.to_vec(), out));
+    }
+
+    fn run(mut self) -> Result<Vec<u8>> {
+        let g = self.graph;
+        let input_quant = activation_quant(match self.input_range {
+            Some(range) => range,
+            None => self.range(g.input)?,
+        });
+        let input = self.declare(g.input, input_quant);
+        for node in &g.nodes {
+            self.node(node).with_context(|| format!("quantizing node `{}` ({})", node.name, node.op.name()))?;
+        }
+        let outputs = g.outputs.iter().map(|&t| Ok(self.input(t)?.0)).collect::<Result<Vec<_>>>()?;
+        self.writer.inputs(&[input]);
+        self.writer.outputs(&outputs);
+        self.place(input, &outputs);
+        Ok(self.writer.finish()?)
+    }
+
+    /// Plans the arena from the emitted operators and places every activation.
+    fn place(&mut self, input: KTensor, outputs: &[KTensor]) {
+        let mut lifetimes: BTreeMap<KTensor, Lifetime> =
+            self.activations.iter().map(|&(t, size)| (t, Lifetime { size, first: usize::MAX, last: 0 })).collect();
+        if let Some(l) = lifetimes.get_mut(&input) {
+            l.first = 0;
+        }
+        for (step, (reads, out)) in self.steps.iter().enumerate() {
+            for r in reads {
+                if let Some(l) = lifetimes.get_mut(r) {
+                    l.last = l.last.max(step + 1);
+                }
+            }
+            if let Some(l) = lifetimes.get_mut(out) {
+                l.first = step + 1;
+            }
+        }
+        for o in outputs {
+            if let Some(l) = lifetimes.get_mut(o) {
+                l.last = usize::MAX;
+            }
+        }
+        let (tensors, buffers): (Vec<KTensor>, Vec<Lifetime>) =
+            lifetimes.into_iter().map(|(t, l)| (t, Lifetime { last: l.last.max(l.first), ..l })).unzip();
+        let p = plan(&buffers, ALIGN);
+        for (t, offset) in tensors.into_iter().zip(p.offsets) {
+            self.writer.place(t, offset);
+        }
+    }
+
+    fn node(&mut self, node: &crate::ir::Node) -> Result<()> {
+        let (x, xq) = self.input(node.inputs[0])?;
+        let out = node.output;
+        let out_dims = self.graph.tensors[out].shape.clone();
+        let fresh = |e: &Self| e.range(out).map(activation_quant);
+        match &node.op {
+            Op::Conv2d { weights, weight_shape, bias, stride, dilation, pads, groups, pad_value, activation } => {
+                let yq = fresh(self)?;
+                let (mut x, mut pads) = (x, *pads);
+                if *pad_value != 0.0 && pads.iter().any(|&p| p > 0) {
+                    // Border cells stand for `pad_value`, not real zero: pad explicitly.
+                    x = self.pad_input(node.inputs[0], x, xq, pads, *pad_value);
+                    pads = [0; 4];
+                }
+                let y = self.declare(out, yq);
+                let [o, ..] = *weight_shape;
+                let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, o)?;
+                let w = self.writer.conv_weights(&format!("{}.weight", node.name), *weight_shape, *groups, 1.0, &wq);
+                let p = kops::Conv2d {
+                    stride: *stride,
+                    dilation: *dilation,
+                    pad: pads,
+                    groups: *groups,
+                    act: act_range(activation.clamp, yq),
+                };
+                self.op(OpKind::Conv2d, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &p.words());
+            }
+            Op::FullyConnected { weights, out_features, bias, activation } => {
+                let yq = fresh(self)?;
+                let y = self.declare(out, yq);
+                let k = weights.len() / out_features;
+                let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, *out_features)?;
+                let w = self.writer.fc_weights(&format!("{}.weight", node.name), [*out_features, k], 1.0, &wq);
+                let act = act_range(activation.clamp, yq);
+                self.op(OpKind::FullyConnected, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &act.words());
+            }
+            Op::ScaleShift { scale, shift } => {
+                // A scale-and-shift no pass could fold: a 1x1 depthwise conv.
+                let c = *out_dims.last().unwrap_or(&1);
+                let per = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                let w: Vec<f32> = (0..c).map(|i| per(scale, i)).collect();
+                let b: Vec<f32> = (0..c).map(|i| per(shift, i)).collect();
+                if out_dims.len() != 4 {
+                    bail!("a per-channel scale and shift on a rank-{} tensor is not supported", out_dims.len());
+                }
+                let yq = fresh(self)?;
+                let y = self.declare(out, yq);
+                let none = FusedActivation::default();
+                let (wq, consts) = self.affine(&node.name, &w, &b, &none, xq, yq, c)?;
+                let wt = self.writer.conv_weights(&format!("{}.weight", node.name), [c, 1, 1, 1], c, 1.0, &wq);
+                let p = kops::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: c, act: Act::NONE };
+                self.op(OpKind::Conv2d, &[x, wt, consts[0], consts[1], consts[2]], &[x], y, &p.words());
+            }
+            Op::Add | Op::Mul => {
+                let (b, _) = self.input(node.inputs[1])?;
+                let y = self.declare(out, fresh(self)?);
+                let kind = if matches!(node.op, Op::Add) { OpKind::Add } else { OpKind::Mul };
+                self.op(kind, &[x, b], &[x, b], y, &Act::NONE.words());
+            }
+            Op::Concat { axis } => {
+                let parts = node.inputs.iter().map(|&t| Ok(self.input(t)?.0)).collect::<Result<Vec<_>>>()?;
+                let y = self.declare(out, fresh(self)?);
+                self.op(OpKind::Concat, &parts, &parts, y, &[*axis as i32]);
+            }
+            Op::MaxPool(window) => {
+                let y = self.declare(out, xq);
+                self.op(OpKind::MaxPool, &[x], &[x], y, &pool(window, false).words());
+            }
+            Op::AvgPool { window, count_include_pad } => {
+                let y = self.declare(out, fresh(self)?);
+                self.op(OpKind::AvgPool, &[x], &[x], y, &pool(window, *count_include_pad).words());
+            }
+            Op::GlobalAvgPool => {
+                let y = self.declare(out, fresh(self)?);
+                self.op(OpKind::GlobalAvgPool, &[x], &[x], y, &[]);
+            }
+            Op::PRelu { slope } => {
+                let c = *out_dims.last().unwrap_or(&1);
+                let slopes: Vec<f32> = (0..c).map(|i| if slope.len() == 1 { slope[0] } else { slope[i] }).collect();
+                let a = self.writer.constant_f32(&format!("{}.slope", node.name), &slopes);
+                let y = self.declare(out, fresh(self)?);
+                self.op(OpKind::PRelu, &[x, a], &[x], y, &[]);
+            }
+            Op::Clamp { lo, hi } => {
+                let y = self.declare(out, xq);
+                self.op(OpKind::Clamp, &[x], &[x], y, &act_range(Some((*lo, *hi)), xq).words());
+            }
+            Op::Sigmoid => self.lut(node, 0, |v| 1.0 / (1.0 + (-v).exp()))?,
+            Op::Tanh => self.lut(node, 1, f64::tanh)?,
+            Op::HardSwish => self.lut(node, 2, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0)?,
+            Op::HardSigmoid { alpha, beta } => {
+                let (alpha, beta) = (f64::from(*alpha), f64::from(*beta));
+                self.lut(node, 3, move |v| (alpha * v + beta).clamp(0.0, 1.0))?
+            }
+            Op::Reshape { .. } => {
+                let y = self.declare(out, xq);
+                self.op(OpKind::Reshape, &[x], &[x], y, &[]);
+            }
+            Op::Transpose { perm } => {
+                let y = self.declare(out, xq);
+                let words: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
+                self.op(OpKind::Transpose, &[x], &[x], y, &words);
+            }
+            Op::Pad { pads, value } => {
+                let y = self.declare(out, xq);
+                let mut words: Vec<i32> = pads.iter().map(|p| p.0 as i32).collect();
+                words.extend(pads.iter().map(|p| p.1 as i32));
+                words.push(quantize_value(*value, xq));
+                self.op(OpKind::Pad, &[x], &[x], y, &words);
+            }
+            Op::Resize { scales, linear, coordinate_mode, nearest_mode, .. } => {
+                let p = kops::Resize {
+                    mode: if *linear { ResizeMode::Bilinear } else { ResizeMode::Nearest(nearest(nearest_mode)?) },
+                    coord: coord(coordinate_mode)?,
+                    scale: *scales,
+                };
+                let y = self.declare(out, xq);
+                self.op(OpKind::Resize, &[x], &[x], y, &p.words());
+            }
+            Op::Softmax { axis } => {
+                if *axis + 1 != out_dims.len() {
+                    bail!(
+                        "softmax over axis {axis} of a rank-{} tensor: only the last axis is supported",
+                        out_dims.len()
+                    );
+                }
+                let table = self.writer.constant_f32(&format!("{}.exp", node.name), &softmax_table(1.0, xq));
+                let y = self.declare(out, Quant { scale: 1.0 / 256.0, zero_point: -128 });
+                self.op(OpKind::Softmax, &[x, table], &[x], y, &[]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits an elementwise function as a 256-entry table; `code` names it
+    /// for listings.
+    fn lut(&mut self, node: &crate::ir::Node, code: i32, f: impl Fn(f64) -> f64) -> Result<()> {
+        let (x, xq) = self.input(node.inputs[0])?;
+        let yq = activation_quant(self.range(node.output)?);
+        let table = self.writer.constant_i8(&format!("{}.table", node.name), &[256], 1.0, &lut(f, xq, yq));
+        let y = self.declare(node.output, yq);
+        self.op(OpKind::Lut, &[x, table], &[x], y, &[code]);
+        Ok(())
+    }
+
+    /// Pads `x` explicitly with the real value `value`.
+    fn pad_input(&mut self, t: TensorId, x: KTensor, xq: Quant, pads: [usize; 4], value: f32) -> KTensor {
+        let dims = &self.graph.tensors[t].shape;
+        let [top, left, bottom, right] = pads;
+        let padded = [dims[0], dims[1] + top + bottom, dims[2] + left + right, dims[3]];
+        let y = self.activation(&format!("{}.padded", self.name(t)), &padded, xq);
+        let words = [0, top as i32, left as i32, 0, 0, bottom as i32, right as i32, 0, quantize_value(value, xq)];
+        self.op(OpKind::Pad, &[x], &[x], y, &words);
+        y
+    }
+
+    /// Quantizes the weights, bias and multipliers of a Conv2d or
+    /// FullyConnected with `o` output channels: returns the int8 weights and
+    /// the bias, multiplier and negative-multiplier constants.
+    #[allow(clippy::too_many_arguments)]
+    fn affine(
+        &mut self,
+        name: &str,
+        weights: &[f32],
+        bias: &[f32],
+        activation: &FusedActivation,
+        xq: Quant,
+        yq: Quant,
+        o: usize,
+    ) -> Result<(Vec<i8>, [KTensor; 3])> {
+        let (wq, ws) = weight_quant(weights, o);
+        let bias_q: Vec<i32> = (0..o)
+            .map(|c| {
+                let b = bias[c] as f64 / (xq.scale as f64 * ws[c] as f64);
+                b.round_ties_even().clamp(i32::MIN as f64, i32::MAX as f64) as i32
+            })
+            .collect();
+        let mult: Vec<f32> = (0..o).map(|c| xq.scale * ws[c] / yq.scale).collect();
+        let b = self.writer.constant_i32(&format!("{name}.bias"), &bias_q);
+        let m = self.writer.constant_f32(&format!("{name}.multiplier"), &mult);
+        let neg = match &activation.alpha {
+            Some(alpha) => {
+                let a = |c: usize| if alpha.len() == 1 { alpha[0] } else { alpha[c] };
+                let neg: Vec<f32> = (0..o).map(|c| mult[c] * a(c)).collect();
+                self.writer.constant_f32(&format!("{name}.negative_multiplier"), &neg)
+            }
+            None => KTensor::ABSENT,
+        };
+        Ok((wq, [b, m, neg]))
+    }
+}
+
+fn pool(w: &Window, count_include_pad: bool) -> kops::Pool {
+    kops::Pool { kernel: w.kernel, stride: w.stride, pad: w.pads, count_include_pad }
+}
+
+fn nearest(mode: &str) -> Result<NearestMode> {
+    Ok(match mode {
+        "round_prefer_floor" | "" => NearestMode::RoundPreferFloor,
+        "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+        "floor" => NearestMode::Floor,
+        "ceil" => NearestMode::Ceil,
+        other => bail!("unknown Resize nearest_mode `{other}`"),
+    })
+}
+
+fn coord(mode: &str) -> Result<CoordTransform> {
+    Ok(match mode {
+        "half_pixel" | "" => CoordTransform::HalfPixel,
+        "asymmetric" => CoordTransform::Asymmetric,
+        "align_corners" => CoordTransform::AlignCorners,
+        "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
+        other => bail!("Resize coordinate_transformation_mode `{other}` is not supported"),
+    })
+}

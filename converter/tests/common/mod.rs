@@ -1,0 +1,50 @@
+//! Where the tests find real models and faces. Missing data fails the test
+//! with the command that obtains it: a test that silently skips proves nothing.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A model from `$KILN_MODELS` (default `models/cache` at the workspace root).
+pub fn model(name: &str) -> PathBuf {
+    let dir = std::env::var_os("KILN_MODELS").map_or_else(|| root().join("models/cache"), PathBuf::from);
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `models/fetch` at the workspace root first", path.display());
+    path
+}
+
+/// The SFace face-recognition model.
+pub fn sface() -> PathBuf {
+    model("face_recognition_sface_2021dec.onnx")
+}
+
+/// A folder of the repository's test data, or `$var` when set.
+fn data_dir(var: &str, default: &str) -> PathBuf {
+    let dir = std::env::var_os(var).map_or_else(|| root().join(default), PathBuf::from);
+    assert!(dir.is_dir(), "test data not found at {}: set {var} to a folder of 112x112 face PNGs", dir.display());
+    dir
+}
+
+/// The 16 aligned 112x112 face crops that accuracy is measured on
+/// (`$KILN_FACES`, default `tests/data/faces112`).
+pub fn faces() -> PathBuf {
+    data_dir("KILN_FACES", "tests/data/faces112")
+}
+
+/// The 8 face crops that calibration uses (`$KILN_CALIBRATION`, default
+/// `tests/data/calibration`).
+pub fn calibration_faces() -> PathBuf {
+    data_dir("KILN_CALIBRATION", "tests/data/calibration")
+}
+
+/// Cosine similarity.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}

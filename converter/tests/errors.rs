@@ -1,0 +1,130 @@
+//! Bad inputs give errors that say what is wrong and where: an unsupported
+//! op names its op type and node, a bad file or folder names its path.
+
+mod common;
+
+use std::path::PathBuf;
+
+use kiln_converter::input::{self, ImageOptions};
+use prost::Message;
+use tract_onnx::pb::{self, tensor_shape_proto::dimension, type_proto};
+
+/// A scratch folder of its own for each test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tensor_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|&d| pb::tensor_shape_proto::Dimension {
+            value: Some(dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, name: &str, input: &str, output: &str) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: vec![input.into()],
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// x → Relu → y → `op` (node `fancy_node`) → z, written to a file.
+fn tiny_model(dir: &std::path::Path, op: &str) -> PathBuf {
+    let model = pb::ModelProto {
+        ir_version: 7,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(pb::GraphProto {
+            name: "tiny".into(),
+            node: vec![node("Relu", "relu_node", "x", "y"), node(op, "fancy_node", "y", "z")],
+            input: vec![tensor_info("x", &[1, 3, 4, 4])],
+            output: vec![tensor_info("z", &[1, 3, 4, 4])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = dir.join(format!("{op}.onnx"));
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+/// The whole error chain, as a user sees it; printed for the test log.
+fn message(err: anyhow::Error) -> String {
+    let msg = format!("{err:#}");
+    eprintln!("error: {msg}");
+    msg
+}
+
+#[test]
+fn unsupported_op_names_op_and_node() {
+    let dir = scratch("unsupported_op");
+    let err = kiln_converter::load_ir(&tiny_model(&dir, "GridSample")).err().expect("must fail");
+    let msg = message(err);
+    assert!(msg.contains("unsupported ONNX op `GridSample` in node `fancy_node`"), "{msg}");
+    // The same model with a supported op converts.
+    let (_, graph) = kiln_converter::load_ir(&tiny_model(&dir, "Sigmoid")).unwrap();
+    assert_eq!(graph.nodes.len(), 2);
+}
+
+#[test]
+fn a_file_that_is_not_onnx() {
+    let dir = scratch("not_onnx");
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, "this is a text file, not a model\n").unwrap();
+    let msg = message(kiln_converter::load_ir(&path).err().expect("must fail"));
+    assert!(msg.contains(&path.display().to_string()) && msg.contains("not"), "{msg}");
+    let missing = dir.join("missing.onnx");
+    let msg = message(kiln_converter::load_ir(&missing).err().expect("must fail"));
+    assert!(msg.contains("does not exist") && msg.contains("missing.onnx"), "{msg}");
+}
+
+#[test]
+fn calibration_folder_errors_name_the_path() {
+    let dir = scratch("calibration");
+    let shape = [1, 3, 112, 112];
+    let options = ImageOptions::default();
+    let msg = message(input::load_dir(&dir, &shape, &options).err().expect("empty folder"));
+    assert!(msg.contains("holds no") && msg.contains(&dir.display().to_string()), "{msg}");
+    let missing = dir.join("nowhere");
+    let msg = message(input::load_dir(&missing, &shape, &options).err().expect("missing folder"));
+    assert!(msg.contains("does not exist") && msg.contains("nowhere"), "{msg}");
+    std::fs::write(dir.join("broken.png"), b"not a png at all").unwrap();
+    let msg = message(input::load_dir(&dir, &shape, &options).err().expect("broken image"));
+    assert!(msg.contains("cannot read image") && msg.contains("broken.png"), "{msg}");
+}
+
+#[test]
+fn images_are_resized_rgb_and_scaled() {
+    let dir = scratch("images");
+    let img = image::RgbImage::from_fn(8, 6, |x, _| image::Rgb([10, 20, if x < 4 { 30 } else { 50 }]));
+    img.save(dir.join("a.png")).unwrap();
+    let raw = input::load_dir(&dir, &[1, 3, 6, 8], &ImageOptions::default()).unwrap();
+    assert_eq!(raw.len(), 1);
+    let v = &raw[0].values;
+    assert_eq!((v[0], v[48], v[96], v[96 + 7]), (10.0, 20.0, 30.0, 50.0));
+    let bgr = ImageOptions { bgr: true, mean: [1.0, 2.0, 3.0], scale: 0.5 };
+    let v = &input::load_dir(&dir, &[1, 3, 6, 8], &bgr).unwrap()[0].values;
+    assert_eq!((v[0], v[48], v[96]), ((30.0 - 1.0) * 0.5, (20.0 - 2.0) * 0.5, (10.0 - 3.0) * 0.5));
+    let small = input::load_dir(&dir, &[1, 3, 3, 4], &ImageOptions::default()).unwrap();
+    assert_eq!(small[0].values.len(), 36);
+    assert_eq!(small[0].values[0], 10.0);
+}

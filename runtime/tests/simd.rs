@@ -1,0 +1,230 @@
+//! Every SIMD kernel equals the scalar specification bit for bit: one-operator
+//! models over random shapes (every tail of the tiles: K % 4, O % 16 and
+//! % 32, rows % MR), windows, strides, dilations, paddings, zero points,
+//! multipliers (saturating, infinite and NaN ones included) and fused
+//! activations, run at every kernel level this CPU supports. Levels the CPU
+//! lacks are skipped, and say so.
+
+mod support;
+
+use kiln_runtime::format::{AlignedBytes, ModelWriter, TensorId};
+use kiln_runtime::ops::{Act, Conv2d};
+use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
+use support::Rng;
+
+/// The supported levels above scalar.
+fn levels() -> Vec<Isa> {
+    Isa::ALL
+        .into_iter()
+        .filter(|&isa| isa != Isa::Scalar)
+        .filter(|isa| {
+            let ok = isa.is_supported();
+            if !ok {
+                eprintln!("skipping {isa}: this CPU does not support it");
+            }
+            ok
+        })
+        .collect()
+}
+
+/// Runs `file` on `input` at every level and compares with scalar.
+fn same_at_every_level(file: &[u8], input: &[i8], what: &str) {
+    let file = AlignedBytes::copy_of(file);
+    let model = Model::from_bytes(&file).unwrap();
+    let run = |isa| {
+        let mut s = Session::with_options(&model, SessionOptions::isa(isa)).unwrap();
+        s.set_input_i8(0, input).unwrap();
+        s.run();
+        (s.output_i8(0).unwrap().to_vec(), s.kernels().names())
+    };
+    let (expected, _) = run(Isa::Scalar);
+    for isa in levels() {
+        let (got, names) = run(isa);
+        if got != expected {
+            let at = got.iter().zip(&expected).position(|(a, b)| a != b).unwrap();
+            panic!("{what}: {isa} ({names:?}) differs from scalar at output {at}: {} vs {}", got[at], expected[at]);
+        }
+    }
+}
+
+fn q(scale: f32, zero_point: i32) -> Quant {
+    Quant { scale, zero_point }
+}
+
+fn zero_point(rng: &mut Rng) -> i32 {
+    [(rng.next() % 256) as i32 - 128, 0, -128, 127][rng.next() as usize % 4]
+}
+
+/// Multipliers for accumulators of `terms` products, mostly spreading the
+/// outputs over int8; now and then saturating, infinite or NaN.
+fn multipliers(rng: &mut Rng, n: usize, terms: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match rng.next() % 40 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => 1e30,
+            3 => 0.0,
+            _ => rng.f32_in(0.05, 4.0) / (terms as f32 * 40.0).sqrt() / 40.0,
+        })
+        .collect()
+}
+
+fn act(rng: &mut Rng) -> Act {
+    match rng.next() % 3 {
+        0 => Act::NONE,
+        1 => Act { min: (rng.next() % 100) as i32 - 60, max: 127 },
+        _ => Act { min: -20, max: 50 },
+    }
+}
+
+/// Bias, multiplier and optional negative multiplier of `o` channels.
+fn affine(w: &mut ModelWriter, rng: &mut Rng, o: usize, terms: usize) -> [TensorId; 3] {
+    let bias: Vec<i32> = (0..o).map(|_| (rng.next() % 20001) as i32 - 10000).collect();
+    let b = w.constant_i32("b", &bias);
+    let m = w.constant_f32("m", &multipliers(rng, o, terms));
+    let neg = if rng.next().is_multiple_of(2) {
+        w.constant_f32("neg", &multipliers(rng, o, terms))
+    } else {
+        TensorId::ABSENT
+    };
+    [b, m, neg]
+}
+
+struct ConvCase {
+    input: [usize; 4],
+    out: usize,
+    kernel: [usize; 2],
+    p: Conv2d,
+}
+
+fn conv_model(rng: &mut Rng, case: &ConvCase) -> Option<(Vec<u8>, Vec<i8>)> {
+    let [n, h, width, c] = case.input;
+    let p = case.p;
+    let [kh, kw] = case.kernel;
+    let span = |k: usize, d: usize| (k - 1) * d + 1;
+    let oh = (h + p.pad[0] + p.pad[2]).checked_sub(span(kh, p.dilation[0]))? / p.stride[0] + 1;
+    let ow = (width + p.pad[1] + p.pad[3]).checked_sub(span(kw, p.dilation[1]))? / p.stride[1] + 1;
+    let cg = c / p.groups;
+    let mut w = ModelWriter::new();
+    let x = w.activation("x", DType::I8, &case.input, q(0.1, zero_point(rng)));
+    let weights = rng.i8s(case.out * kh * kw * cg);
+    let wt = w.conv_weights("w", [case.out, kh, kw, cg], p.groups, 0.01, &weights);
+    let [b, m, neg] = affine(&mut w, rng, case.out, kh * kw * cg);
+    let y = w.activation("y", DType::I8, &[n, oh, ow, case.out], q(0.1, zero_point(rng)));
+    w.op(OpKind::Conv2d, &[x, wt, b, m, neg], &[y], &p.words());
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    Some((w.finish().unwrap(), rng.i8s(n * h * width * c)))
+}
+
+fn random_conv(rng: &mut Rng, depthwise: bool) -> ConvCase {
+    let mut r = |lo: usize, hi: usize| lo + rng.next() as usize % (hi - lo + 1);
+    let kernel = if r(0, 2) == 0 { [1, 1] } else { [r(1, 5), r(1, 5)] };
+    let c = if depthwise { r(1, 40) } else { r(1, 24) };
+    let groups = if depthwise { c } else { 1 };
+    let out = if depthwise { c } else { r(1, 70) };
+    let p = Conv2d {
+        stride: [r(1, 3), r(1, 3)],
+        dilation: [r(1, 2), r(1, 2)],
+        pad: [r(0, 2), r(0, 2), r(0, 2), r(0, 2)],
+        groups,
+        act: Act::NONE,
+    };
+    ConvCase { input: [r(1, 2), r(1, 13), r(1, 13), c], out, kernel, p }
+}
+
+#[test]
+fn convolutions_match_scalar() {
+    let mut rng = Rng(0x5eed_c0de);
+    let mut done = 0;
+    while done < 300 {
+        let mut case = random_conv(&mut rng, done % 3 == 0);
+        case.p.act = act(&mut rng);
+        let Some((file, input)) = conv_model(&mut rng, &case) else { continue };
+        let what = format!("conv {:?} -> {} {:?} {:?}", case.input, case.out, case.kernel, case.p);
+        same_at_every_level(&file, &input, &what);
+        done += 1;
+    }
+}
+
+#[test]
+fn pointwise_convolutions_match_scalar() {
+    let mut rng = Rng(0x1234_5678);
+    for i in 0..120 {
+        let mut r = |lo: usize, hi: usize| lo + rng.next() as usize % (hi - lo + 1);
+        let (c, out) = if i < 100 { (r(1, 70), r(1, 100)) } else { (r(200, 300), r(100, 140)) };
+        let case = ConvCase {
+            input: [1, r(1, 20), r(1, 20), c],
+            out,
+            kernel: [1, 1],
+            p: Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: 1, act: Act::NONE },
+        };
+        let (file, input) = conv_model(&mut rng, &case).unwrap();
+        same_at_every_level(&file, &input, &format!("1x1 conv {:?} -> {out}", case.input));
+    }
+}
+
+#[test]
+fn fully_connected_matches_scalar() {
+    let mut rng = Rng(0xfc);
+    for _ in 0..100 {
+        let mut r = |lo: usize, hi: usize| lo + rng.next() as usize % (hi - lo + 1);
+        let (n, k, o) = (r(1, 11), r(1, 300), r(1, 70));
+        let mut w = ModelWriter::new();
+        let x = w.activation("x", DType::I8, &[n, k], q(0.1, zero_point(&mut rng)));
+        let wt = w.fc_weights("w", [o, k], 0.01, &rng.i8s(o * k));
+        let [b, m, neg] = affine(&mut w, &mut rng, o, k);
+        let y = w.activation("y", DType::I8, &[n, o], q(0.1, zero_point(&mut rng)));
+        w.op(OpKind::FullyConnected, &[x, wt, b, m, neg], &[y], &act(&mut rng).words());
+        w.inputs(&[x]);
+        w.outputs(&[y]);
+        same_at_every_level(&w.finish().unwrap(), &rng.i8s(n * k), &format!("fc [{n},{k}] -> {o}"));
+    }
+}
+
+#[test]
+fn add_matches_scalar() {
+    let mut rng = Rng(0xadd);
+    for i in 0..100 {
+        let mut r = |lo: usize, hi: usize| lo + rng.next() as usize % (hi - lo + 1);
+        let dims = [1, r(1, 9), r(1, 9), r(1, 40)];
+        let b_dims = if i % 4 == 0 { vec![dims[3]] } else { dims.to_vec() };
+        let mut w = ModelWriter::new();
+        let scale = |rng: &mut Rng| [rng.f32_in(0.01, 1.0), 1e-30, 1e30][(rng.next() % 20).min(2) as usize];
+        let a = w.activation("a", DType::I8, &dims, q(scale(&mut rng), zero_point(&mut rng)));
+        let bq = q(scale(&mut rng), zero_point(&mut rng));
+        let b = w.constant(
+            "b",
+            DType::I8,
+            &b_dims,
+            bq,
+            &rng.i8s(b_dims.iter().product()).iter().map(|&v| v as u8).collect::<Vec<_>>(),
+        );
+        let y = w.activation("y", DType::I8, &dims, q(scale(&mut rng), zero_point(&mut rng)));
+        w.op(OpKind::Add, &[a, b], &[y], &act(&mut rng).words());
+        w.inputs(&[a]);
+        w.outputs(&[y]);
+        let input = rng.i8s(dims.iter().product());
+        same_at_every_level(&w.finish().unwrap(), &input, &format!("add {dims:?} + {b_dims:?}"));
+    }
+}
+
+#[test]
+fn small_net_is_byte_identical_at_every_level() {
+    for seed in 1..6 {
+        let mut rng = Rng(seed * 77);
+        same_at_every_level(&support::small_net(seed), &rng.i8s(16 * 16 * 3), "small_net");
+    }
+}
+
+#[test]
+fn forcing_a_level_the_cpu_lacks_is_an_error() {
+    let file = AlignedBytes::copy_of(&support::small_net(1));
+    let model = Model::from_bytes(&file).unwrap();
+    for isa in Isa::ALL.into_iter().filter(|isa| !isa.is_supported()) {
+        let err = Session::with_options(&model, SessionOptions::isa(isa)).err().unwrap().to_string();
+        assert!(err.contains("does not support"), "{err}");
+    }
+    assert_eq!(Isa::parse("avx512vnni"), Some(Isa::Avx512Vnni));
+    assert_eq!(Isa::parse("sse"), None);
+}

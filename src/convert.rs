@@ -1,0 +1,64 @@
+//! `kiln convert`: ONNX to int8 .kiln.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_converter::{calibrate::calibrate, input, quantize::quantize};
+use kiln_runtime::format::AlignedBytes;
+use kiln_runtime::Model;
+
+use crate::inputs::InputArgs;
+
+/// A progress bar for `len` steps of `what`.
+pub fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let style =
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}").map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Converts `model` with calibration inputs from `calib` and writes `output`.
+pub fn run(model: &Path, output: &Path, calib: &Path, args: &InputArgs) -> Result<()> {
+    let start = Instant::now();
+    let options = args.image_options()?;
+    let (onnx, graph) = kiln_converter::load_ir(model)?;
+    log::info!("{}: {} operators after folding", model.display(), graph.nodes.len());
+    let samples = input::load_dir(calib, &onnx.input_shape, &options)
+        .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
+
+    let bar = progress(samples.len(), "calibrating");
+    let ranges = calibrate(&onnx, &graph, &samples, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+
+    // Images have a known domain (every pixel value), which quantizes the
+    // input exactly; .npy tensors use their calibrated range.
+    let images = samples.iter().all(|s| !s.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
+    let bytes = quantize(&graph, &ranges, images.then(|| options.value_range()))?;
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+
+    let aligned = AlignedBytes::copy_of(&bytes);
+    let info = Model::from_bytes(&aligned)?.info();
+    let onnx_bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} in {:.1} s, calibrated on {} inputs",
+        output.display(),
+        start.elapsed().as_secs_f64(),
+        samples.len()
+    );
+    println!(
+        "  {} ops; file {} B = {:.1}% of the ONNX file ({} B); arena {} B (sum of all activations {} B)",
+        info.ops,
+        info.file_bytes,
+        100.0 * info.file_bytes as f64 / onnx_bytes.max(1) as f64,
+        onnx_bytes,
+        info.arena_bytes,
+        info.activation_bytes
+    );
+    Ok(())
+}

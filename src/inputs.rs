@@ -1,0 +1,59 @@
+//! How the CLI reads images and tensors: the preprocessing flags shared by
+//! `convert`, `run` and `eval`.
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use kiln_converter::input::{self, ImageOptions, Sample};
+use kiln_runtime::Model;
+
+/// Image preprocessing: `(pixel - mean) * scale` per channel. The defaults
+/// (raw RGB 0..255) suit models that normalise inside the graph, like SFace.
+#[derive(Args, Clone, Debug)]
+pub struct InputArgs {
+    /// Feed channels in BGR order (OpenCV-trained models such as YuNet).
+    #[arg(long)]
+    bgr: bool,
+    /// Per-channel mean subtracted from pixels, in the model's channel order:
+    /// one value or three, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    mean: Vec<f32>,
+    /// Multiplier applied after the mean.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f32,
+}
+
+impl InputArgs {
+    /// The converter's image options.
+    pub fn image_options(&self) -> Result<ImageOptions> {
+        let mean = match self.mean[..] {
+            [m] => [m; 3],
+            [r, g, b] => [r, g, b],
+            _ => anyhow::bail!("--mean takes one value or three, not {}", self.mean.len()),
+        };
+        ensure!(self.scale.is_finite() && self.scale != 0.0, "--scale must be a finite non-zero number");
+        Ok(ImageOptions { bgr: self.bgr, mean, scale: self.scale })
+    }
+}
+
+/// Reads `path` for `model`'s first input (NHWC images are read as the
+/// NCHW tensor the ONNX model took, then laid out NHWC).
+pub fn load_for_kiln(model: &Model<'_>, path: &Path, options: &ImageOptions) -> Result<Vec<f32>> {
+    let input = model.inputs().next().ok_or_else(|| anyhow::anyhow!("the model has no input"))?;
+    let dims = input.shape.dims();
+    let sample = match *dims {
+        [n, h, w, c] => {
+            let nchw = [n, c, h, w];
+            let s = input::load_file(path, &nchw, options)?;
+            kiln_converter::ir::layout::nchw_to_nhwc(&s.values, &nchw)
+        }
+        _ => input::load_file(path, dims, options)?.values,
+    };
+    Ok(sample)
+}
+
+/// A sample's file name, for tables.
+pub fn label(sample: &Sample) -> String {
+    sample.path.file_name().map_or_else(|| sample.path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
