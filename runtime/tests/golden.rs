@@ -3,7 +3,9 @@
 //! (scalar, NEON, dotprod, AVX2, VNNI, ...), because the requantization is
 //! exact IEEE and integer arithmetic (see DESIGN.md) and the scalar kernels
 //! are the specification. The golden files in `tests/data/golden/` were made
-//! once; every platform compares against the same files.
+//! once, with the scalar kernels; every platform compares against the same
+//! files, at every kernel level its CPU supports (`Auto` and each of
+//! `Isa::ALL`), whatever `KILN_ISA` says.
 //!
 //! A deliberate change of the arithmetic changes the goldens. Regenerate them
 //! on any one machine, check on the others (e.g. under qemu, see
@@ -22,7 +24,7 @@ use core::fmt::Write as _;
 use std::path::PathBuf;
 
 use kiln_runtime::format::{checksum, AlignedBytes};
-use kiln_runtime::{DType, Model, Session};
+use kiln_runtime::{DType, Isa, Model, Session, SessionOptions};
 
 /// One model, the inputs to run it on, and its golden file.
 struct Case {
@@ -57,11 +59,19 @@ fn pixel_runs(model: &[u8], seeds: &[u64]) -> Vec<Vec<Vec<f32>>> {
     random.chain(flat).collect()
 }
 
-/// Runs a case and renders its golden text.
-fn render(case: &Case) -> String {
+/// Every kernel level this CPU can run, `Auto` (what users get) first. The
+/// test compares each of them with the golden, so one run covers every ISA
+/// level of the machine (under qemu: of the emulated CPU model).
+fn levels() -> Vec<Isa> {
+    core::iter::once(Isa::Auto).chain(Isa::ALL).filter(|isa| isa.is_supported()).collect()
+}
+
+/// Runs a case with the kernels of one level and renders its golden text.
+fn render(case: &Case, isa: Isa) -> String {
     let file = AlignedBytes::copy_of(&case.model);
     let model = Model::from_bytes(&file).unwrap_or_else(|e| panic!("case {}: the model does not load: {e}", case.name));
-    let mut session = Session::new(&model).expect("a session");
+    let mut session = Session::with_options(&model, SessionOptions::isa(isa))
+        .unwrap_or_else(|e| panic!("case {}: no session at level {}: {e}", case.name, isa.name()));
     let mut text = format!("model crc32 {:08x}\n", checksum(&case.model));
     for (r, inputs) in case.runs.iter().enumerate() {
         for (i, values) in inputs.iter().enumerate() {
@@ -87,8 +97,7 @@ fn golden_path(name: &str) -> PathBuf {
 }
 
 /// Where this test runs, for the failure message.
-fn platform() -> String {
-    let isa = std::env::var("KILN_ISA").unwrap_or_else(|_| "auto".into());
+fn platform(isa: Isa) -> String {
     #[allow(unused_mut)]
     let mut features = Vec::<&str>::new();
     #[cfg(target_arch = "aarch64")]
@@ -111,7 +120,7 @@ fn platform() -> String {
     }
     let features =
         if features.is_empty() { "none of the SIMD dot-product ones".to_string() } else { features.join(" ") };
-    format!("{} (KILN_ISA={isa}, CPU features: {features})", std::env::consts::ARCH)
+    format!("{} with the {} kernels (CPU features: {features})", std::env::consts::ARCH, isa.name())
 }
 
 /// The first difference between the expected and the actual golden text,
@@ -163,13 +172,13 @@ fn outputs_match_the_golden_files() {
     let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v != "0");
     let mut failures = Vec::new();
     for case in cases() {
-        let actual = render(&case);
         let path = golden_path(case.name);
         if bless {
+            // The scalar kernels are the specification.
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &actual).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            std::fs::write(&path, render(&case, Isa::Scalar))
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
             eprintln!("blessed {}", path.display());
-            continue;
         }
         let expected = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -182,14 +191,17 @@ fn outputs_match_the_golden_files() {
                 continue;
             }
         };
-        if expected != actual {
-            failures.push(format!(
-                "case {}: the int8 outputs differ from {} on {}:\n  {}",
-                case.name,
-                path.display(),
-                platform(),
-                first_difference(&expected, &actual)
-            ));
+        for isa in levels() {
+            let actual = render(&case, isa);
+            if expected != actual {
+                failures.push(format!(
+                    "case {}: the int8 outputs differ from {} on {}:\n  {}",
+                    case.name,
+                    path.display(),
+                    platform(isa),
+                    first_difference(&expected, &actual)
+                ));
+            }
         }
     }
     assert!(
