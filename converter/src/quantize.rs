@@ -61,9 +61,7 @@ fn act_range(clamp: Option<(f32, f32)>, q: Quant) -> Act {
 /// domain of the graph input instead of its calibrated range: for images,
 /// the range every pixel can take, so that 0..255 quantizes exactly.
 pub fn quantize(graph: &Graph, ranges: &[Option<Range>], input_range: Option<Range>) -> Result<Vec<u8>> {
-    let mut emitter = Emitter::new(graph, ranges)?;
-    emitter.input_range = input_range;
-    emitter.run()
+    Emitter::new(graph, ranges, input_range).run()
 }
 
 struct Emitter<'g> {
@@ -79,16 +77,16 @@ struct Emitter<'g> {
 }
 
 impl<'g> Emitter<'g> {
-    fn new(graph: &'g Graph, ranges: &'g [Option<Range>]) -> Result<Self> {
-        Ok(Emitter {
+    fn new(graph: &'g Graph, ranges: &'g [Option<Range>], input_range: Option<Range>) -> Self {
+        Emitter {
             graph,
             ranges,
             writer: ModelWriter::new(),
             emitted: vec![None; graph.tensors.len()],
             steps: Vec::new(),
             activations: Vec::new(),
-            input_range: None,
-        })
+            input_range,
+        }
     }
 
     fn name(&self, t: TensorId) -> String {
