@@ -185,7 +185,7 @@ impl<'a> Model<'a> {
         })
     }
 
-    fn tensor_info(&self, t: usize) -> TensorInfo<'_> {
+    pub(crate) fn tensor_info(&self, t: usize) -> TensorInfo<'_> {
         let desc = &self.tensors[t];
         let (at, len) = desc.name;
         // Checked at load: the strings are UTF-8 and every name lies on

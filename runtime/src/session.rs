@@ -6,7 +6,7 @@ use core::ops::Range;
 use crate::format::pack::Layout;
 use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
 use crate::kernels::{scalar, Isa, Kernels, QIn, QOut, Requant, Weights};
-use crate::model::{Model, ABSENT};
+use crate::model::{Model, TensorInfo, ABSENT};
 use crate::ops::{Node, Op};
 use crate::Error;
 
@@ -182,10 +182,19 @@ impl<'m> Session<'m> {
     /// Runs the model on the inputs set before. Performs no heap allocation
     /// and cannot fail: the model was validated when it was loaded.
     pub fn run(&mut self) {
+        self.run_observed(|_, _| {});
+    }
+
+    /// Runs like [`run`](Self::run), and after each operator, in execution
+    /// order, shows its output tensor and bytes to `observe`: per-layer
+    /// accuracy (`kiln eval --layers`), profiling and debugging, without
+    /// keeping every activation alive. Allocates nothing itself.
+    pub fn run_observed(&mut self, mut observe: impl FnMut(TensorInfo<'m>, &[u8])) {
         let (model, kernels) = (self.model, self.kernels);
         let arena = self.arena();
         for node in model.nodes() {
             execute(model, &kernels, node, arena);
+            observe(model.tensor_info(node.output), &arena[model.tensor(node.output).range()]);
         }
     }
 

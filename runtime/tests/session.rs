@@ -39,6 +39,27 @@ fn borrowed_arena_gives_the_same_output() {
 }
 
 #[test]
+fn observer_sees_every_op_output_in_order() {
+    let file = AlignedBytes::copy_of(&support::small_net(7));
+    let model = Model::from_bytes(&file).unwrap();
+    let mut session = Session::new(&model).unwrap();
+    session.set_input_f32(0, &image(3)).unwrap();
+    let mut seen = Vec::new();
+    session.run_observed(|tensor, bytes| seen.push((tensor.name.to_owned(), tensor.shape.elements(), bytes.to_vec())));
+    let outputs: Vec<_> = model.ops().map(|(_, _, y)| (y.name.to_owned(), y.shape.elements())).collect();
+    assert_eq!(seen.iter().map(|(n, e, _)| (n.clone(), *e)).collect::<Vec<_>>(), outputs);
+    assert!(seen.iter().all(|(_, elements, bytes)| bytes.len() == *elements), "int8 outputs: one byte per element");
+    // The last op writes the graph output, which a plain run reproduces.
+    let last = seen.last().unwrap().2.clone();
+    session.run();
+    assert_eq!(unsigned_bytes(session.output_i8(0).unwrap()), last);
+}
+
+fn unsigned_bytes(values: &[i8]) -> Vec<u8> {
+    values.iter().map(|&v| v as u8).collect()
+}
+
+#[test]
 fn caller_mistakes_are_errors() {
     let file = AlignedBytes::copy_of(&support::small_net(7));
     let model = Model::from_bytes(&file).unwrap();
