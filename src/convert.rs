@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_converter::{calibrate::calibrate, input, quantize::quantize};
+use kiln_converter::calibrate::{calibrate, Method};
+use kiln_converter::{input, quantize::quantize};
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::Model;
 
@@ -23,8 +24,22 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// Parses `--ranges`: `minmax`, `mse` or `pN` (a percentile, 50 < N ≤ 100).
+pub fn parse_method(text: &str) -> Result<Method, String> {
+    match text {
+        "minmax" => Ok(Method::MinMax),
+        "mse" => Ok(Method::Mse),
+        _ => text
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| *n > 50.0 && *n <= 100.0)
+            .map(|n| Method::Percentile((100.0 - n) / 100.0))
+            .ok_or_else(|| format!("`{text}` is not `minmax`, `mse` or a percentile like `p99.99`")),
+    }
+}
+
 /// Converts `model` with calibration inputs from `calib` and writes `output`.
-pub fn run(model: &Path, output: &Path, calib: &Path, args: &InputArgs) -> Result<()> {
+pub fn run(model: &Path, output: &Path, calib: &Path, method: Method, args: &InputArgs) -> Result<()> {
     let start = Instant::now();
     let options = args.image_options()?;
     let (onnx, graph) = kiln_converter::load_ir(model)?;
@@ -33,7 +48,10 @@ pub fn run(model: &Path, output: &Path, calib: &Path, args: &InputArgs) -> Resul
         .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
 
     let bar = progress(samples.len(), "calibrating");
-    let ranges = calibrate(&onnx, &graph, &samples, |done, _| bar.set_position(done as u64))?;
+    let ranges = calibrate(&onnx, &graph, &samples, method, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
 
     // Images have a known domain (every pixel value), which quantizes the

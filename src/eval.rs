@@ -7,11 +7,12 @@ use kiln_converter::import::OnnxModel;
 use kiln_converter::input;
 use kiln_converter::ir::layout;
 use kiln_converter::reference::Reference;
-use kiln_runtime::{Model, Session};
+use kiln_runtime::Session;
 
 use crate::convert::progress;
 use crate::inputs::{label, InputArgs};
-use crate::run::cosine;
+use crate::layers::{to_kiln_layout, LayerProbe};
+use crate::run::{cosine, open_model};
 
 /// Index of the largest value.
 fn argmax(v: &[f32]) -> usize {
@@ -22,10 +23,9 @@ fn argmax(v: &[f32]) -> usize {
 /// output, the cosine similarity of kiln's output to the float one; then
 /// mean and min, and top-1 agreement for classifier-shaped outputs.
 pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: &InputArgs) -> Result<()> {
-    ensure!(!layers, "--layers is not available yet");
     let options = args.image_options()?;
     let onnx = OnnxModel::load(onnx_path)?;
-    let kiln = Model::open(kiln_path)?;
+    let kiln = open_model(kiln_path)?;
     let names: Vec<String> = onnx.graph().output.iter().map(|o| o.name.clone()).collect();
     ensure!(
         names.len() == kiln.outputs().len(),
@@ -35,7 +35,9 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
         kiln_path.display(),
         kiln.outputs().len()
     );
-    let reference = Reference::new(&onnx, &names)?;
+    let mut probe = layers.then(|| LayerProbe::new(&onnx, &kiln));
+    let probed = probe.as_ref().map(LayerProbe::names).unwrap_or_default();
+    let reference = Reference::new(&onnx, &[names.clone(), probed].concat())?;
     let samples = input::load_dir(data, &onnx.input_shape, &options)?;
     let mut session = Session::new(&kiln)?;
     let mut outputs: Vec<Vec<f32>> = kiln.outputs().map(|o| vec![0f32; o.shape.elements()]).collect();
@@ -45,16 +47,20 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
     let bar = progress(samples.len(), "evaluating");
     let mut rows = Vec::new();
     for sample in &samples {
-        let expected = reference.run(&sample.values)?;
+        let mut expected = reference.run(&sample.values)?;
+        let probed = expected.split_off(names.len());
         let nhwc = layout::nchw_to_nhwc(&sample.values, &onnx.input_shape);
-        let mut views: Vec<&mut [f32]> = outputs.iter_mut().map(|o| o.as_mut_slice()).collect();
-        session.run_f32(&[&nhwc], &mut views)?;
+        session.set_input_f32(0, &nhwc)?;
+        match &mut probe {
+            Some(probe) => probe.run(&mut session, &probed),
+            None => session.run(),
+        }
+        for (i, out) in outputs.iter_mut().enumerate() {
+            session.output_f32(i, out)?;
+        }
         let mut row = label(sample);
         for (i, (want, info)) in expected.iter().zip(kiln.outputs()).enumerate() {
-            let want = match info.shape.dims() {
-                &[n, h, w, c] => layout::nchw_to_nhwc(want, &[n, c, h, w]),
-                _ => want.clone(),
-            };
+            let want = to_kiln_layout(want, info.shape.dims());
             let c = cosine(&outputs[i], &want);
             cosines[i].push(c);
             top1[i] += usize::from(argmax(&outputs[i]) == argmax(&want));
@@ -78,6 +84,9 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
             print!("; top-1 (argmax) agreement {}/{}", top1[i], c.len());
         }
         println!();
+    }
+    if let Some(probe) = probe {
+        probe.print();
     }
     Ok(())
 }

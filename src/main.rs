@@ -8,12 +8,14 @@ mod convert;
 mod eval;
 mod inputs;
 mod inspect;
+mod layers;
 mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kiln_converter::calibrate::Method;
 
 use crate::inputs::InputArgs;
 
@@ -37,6 +39,11 @@ enum Command {
         /// A folder of calibration inputs: images (PNG, JPEG) or .npy tensors.
         #[arg(long)]
         calib: PathBuf,
+        /// How activation ranges are chosen: `minmax` (every value seen),
+        /// `mse` (least int8 error, clips rare outliers) or `pN` (the Nth
+        /// percentile on each side, e.g. `p99.99`).
+        #[arg(long, default_value = "mse", value_parser = convert::parse_method)]
+        ranges: Method,
         #[command(flatten)]
         inputs: InputArgs,
     },
@@ -79,7 +86,9 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match Cli::parse().command {
-        Command::Convert { model, output, calib, inputs } => convert::run(&model, &output, &calib, &inputs),
+        Command::Convert { model, output, calib, ranges, inputs } => {
+            convert::run(&model, &output, &calib, ranges, &inputs)
+        }
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
         Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),

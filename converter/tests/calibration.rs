@@ -4,7 +4,7 @@
 
 mod common;
 
-use kiln_converter::calibrate::calibrate;
+use kiln_converter::calibrate::{calibrate, Method};
 use kiln_converter::input::{self, ImageOptions};
 use kiln_converter::ir::{eval, layout};
 
@@ -14,7 +14,7 @@ fn ranges_match_the_ir_values() {
     let faces = input::load_dir(&common::calibration_faces(), &model.input_shape, &ImageOptions::default()).unwrap();
     let samples = &faces[..3];
     let mut calls = 0;
-    let ranges = calibrate(&model, &graph, samples, |done, total| {
+    let ranges = calibrate(&model, &graph, samples, Method::MinMax, |done, total| {
         calls += 1;
         assert_eq!((done, total), (calls, 3));
     })

@@ -4,7 +4,7 @@
 
 mod common;
 
-use kiln_converter::calibrate::calibrate;
+use kiln_converter::calibrate::{calibrate, Method};
 use kiln_converter::input::{self, ImageOptions};
 use kiln_converter::ir::{eval, layout};
 use kiln_converter::reference::Reference;
@@ -28,7 +28,7 @@ fn ir_matches_tract_on_a_photo() {
     }
     // Calibration finds an ONNX counterpart (or a layout source) for every
     // tensor of this more varied graph too.
-    let ranges = calibrate(&model, &graph, &[sample], |_, _| {}).unwrap();
+    let ranges = calibrate(&model, &graph, &[sample], Method::MinMax, |_, _| {}).unwrap();
     for t in graph.live_tensors() {
         let r = ranges[t].unwrap_or_else(|| panic!("tensor {t} has no range"));
         assert!(r.min <= r.max && r.max.is_finite(), "tensor {t}: {r:?}");

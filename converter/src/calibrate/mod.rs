@@ -4,7 +4,11 @@
 //! and PRelu gets the PRelu output's range, and the graph input, with the
 //! normalisation folded away, gets the range of the raw data.
 
+mod clip;
+
 use anyhow::{bail, ensure, Result};
+
+use self::clip::Histogram;
 
 use crate::import::OnnxModel;
 use crate::input::Sample;
@@ -31,17 +35,33 @@ impl Range {
     }
 }
 
+/// How a tensor's range is chosen from the values calibration saw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    /// Every value: the smallest and the largest seen.
+    MinMax,
+    /// All but this fraction of the values on each side (a second pass).
+    Percentile(f64),
+    /// The range with the least expected int8 quantization error (a
+    /// second pass): clips rare outliers for a finer step.
+    Mse,
+}
+
 /// Ranges of every tensor of `graph` (indexed by [`TensorId`]; `None` for
-/// dead tensors) over `samples` (ONNX layout). `progress` is called after
-/// each sample with (done, total), for a progress bar.
+/// dead tensors) over `samples` (ONNX layout), chosen by `method` (the graph
+/// input always keeps its min/max). `progress` is called after each run of
+/// the float model with (done, total), for a progress bar.
 pub fn calibrate(
     model: &OnnxModel,
     graph: &Graph,
     samples: &[Sample],
+    method: Method,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Option<Range>>> {
     ensure!(!samples.is_empty(), "calibration needs at least one input");
     let reference = Reference::for_graph(model, graph)?;
+    let passes = if method == Method::MinMax { 1 } else { 2 };
+    let total = passes * samples.len();
     let mut by_name: Vec<Option<Range>> = vec![None; reference.names().len()];
     let mut input = None::<Range>;
     for (done, sample) in samples.iter().enumerate() {
@@ -51,7 +71,22 @@ pub fn calibrate(
         }
         let r = Range::of(&sample.values);
         input = Some(input.map_or(r, |i| i.union(r)));
-        progress(done + 1, samples.len());
+        progress(done + 1, total);
+    }
+    if passes == 2 {
+        let mut histograms: Vec<Histogram> = by_name.iter().flatten().map(|&r| Histogram::new(r)).collect();
+        for (done, sample) in samples.iter().enumerate() {
+            for (h, v) in histograms.iter_mut().zip(reference.run(&sample.values)?) {
+                h.add(&v);
+            }
+            progress(samples.len() + done + 1, total);
+        }
+        for (range, h) in by_name.iter_mut().zip(&histograms) {
+            *range = Some(match method {
+                Method::Percentile(tail) => h.percentile(tail),
+                _ => h.mse_optimal(),
+            });
+        }
     }
     let mut ranges: Vec<Option<Range>> = vec![None; graph.tensors.len()];
     ranges[graph.input] = input;
