@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kiln_runtime::{Model, TensorInfo};
+use kiln_runtime::TensorInfo;
 
 fn dims(t: &TensorInfo<'_>) -> String {
     let d: Vec<String> = t.shape.dims().iter().map(|d| d.to_string()).collect();
@@ -12,7 +12,7 @@ fn dims(t: &TensorInfo<'_>) -> String {
 
 /// Prints one row per operator, then the totals.
 pub fn run(path: &Path, onnx: Option<&Path>) -> anyhow::Result<()> {
-    let model = Model::open(path)?;
+    let model = crate::run::open_model(path)?;
     println!("{:>4}  {:<15} {:<28} {:<16} {:>10}", "#", "op", "output", "shape", "const B");
     for (i, (kind, inputs, output)) in model.ops().enumerate() {
         let constant_bytes: usize =

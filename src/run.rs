@@ -2,10 +2,15 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kiln_runtime::{Model, Session};
 
 use crate::inputs::{load_for_kiln, InputArgs};
+
+/// Opens a .kiln file; errors name it.
+pub fn open_model(path: &Path) -> Result<Model<'static>> {
+    Model::open(path).with_context(|| format!("cannot load the .kiln model {}", path.display()))
+}
 
 /// Cosine similarity of two vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -19,7 +24,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 /// similarities of the outputs.
 pub fn run(model: &Path, inputs: &[std::path::PathBuf], args: &InputArgs) -> Result<()> {
     let options = args.image_options()?;
-    let model = Model::open(model)?;
+    let model = open_model(model)?;
     let mut session = Session::new(&model)?;
     let len = model.outputs().next().map_or(0, |o| o.shape.elements());
     let mut outputs = Vec::new();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 
 pub use images::ImageOptions;
+pub use npy::encode as encode_npy;
 
 /// One input: the file it came from and its values (NCHW, as ONNX expects).
 pub struct Sample {

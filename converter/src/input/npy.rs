@@ -12,6 +12,23 @@ pub(super) fn read(path: &Path, shape: &[usize]) -> Result<Vec<f32>> {
     parse(&bytes, shape).with_context(|| format!("{} is not a usable .npy file", path.display()))
 }
 
+/// The bytes of a `.npy` file (version 1.0) holding `values`, little-endian
+/// f32 in C order, of `shape`.
+pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| format!("{d}, ")).collect();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}", dims.concat());
+    // The header ends in a newline, padded so that the data is 64-aligned.
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+    bytes
+}
+
 fn parse(bytes: &[u8], shape: &[usize]) -> Result<Vec<f32>> {
     ensure!(bytes.len() >= 10 && bytes.starts_with(b"\x93NUMPY"), "no .npy magic");
     let (header_len, start) = match bytes[6] {
@@ -42,17 +59,19 @@ fn parse(bytes: &[u8], shape: &[usize]) -> Result<Vec<f32>> {
 mod tests {
     use super::*;
 
+    /// A file with a hand-written header, for the odd cases.
     fn npy(header: &str, values: &[f32]) -> Vec<u8> {
-        let mut h = header.to_owned();
-        while !(10 + h.len() + 1).is_multiple_of(64) {
-            h.push(' ');
-        }
-        h.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((h.len() as u16).to_le_bytes());
-        bytes.extend(h.as_bytes());
-        values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+        let mut bytes = encode(&[values.len()], values);
+        let data = bytes.len() - 4 * values.len();
+        bytes.splice(10..data, format!("{header:<width$}\n", width = data - 11).into_bytes());
         bytes
+    }
+
+    #[test]
+    fn reads_what_it_writes() {
+        let b = encode(&[1, 2, 1, 2], &[1.0, -2.5, 3.0, 4.0]);
+        assert_eq!(parse(&b, &[1, 2, 1, 2]).unwrap(), vec![1.0, -2.5, 3.0, 4.0]);
+        assert_eq!(parse(&encode(&[3], &[7.0; 3]), &[3]).unwrap(), vec![7.0; 3]);
     }
 
     #[test]
