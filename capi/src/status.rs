@@ -119,3 +119,33 @@ pub extern "C" fn kiln_last_error() -> *const c_char {
     const EMPTY: &std::ffi::CStr = c"";
     LAST_ERROR.try_with(|last| last.borrow().as_ptr()).unwrap_or(EMPTY.as_ptr())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: kiln_last_error returns a NUL-terminated string that lives
+        // until the next failing call on this thread.
+        unsafe { std::ffi::CStr::from_ptr(kiln_last_error()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_is_caught_and_reported_as_internal() {
+        assert_eq!(guard(|| panic!("boom")), KilnStatus::Internal);
+        assert_eq!(last_error(), "internal error in kiln (please report it): boom");
+        let index = 7;
+        assert_eq!(guard(|| panic!("index {index}")), KilnStatus::Internal);
+        assert!(last_error().ends_with("index 7"), "{}", last_error());
+    }
+
+    #[test]
+    fn failures_set_the_message_and_successes_keep_it() {
+        assert_eq!(last_error(), "");
+        let status = guard(|| Err(Failure::new(KilnStatus::Length, "name\0with a NUL")));
+        assert_eq!(status, KilnStatus::Length);
+        assert_eq!(last_error(), "name\\0with a NUL");
+        assert_eq!(guard(|| Ok(())), KilnStatus::Ok);
+        assert_eq!(last_error(), "name\\0with a NUL");
+    }
+}

@@ -7,11 +7,12 @@
  *
  *     hostile MODEL.kiln SCRATCH_DIR
  *
- * MODEL.kiln is any valid model with an f32 input and an f32 output (CI
- * uses SFace); SCRATCH_DIR receives the damaged copies. Exits 1 if any
- * check fails, printing which.
+ * MODEL.kiln is any valid model with one int8 input and an int8 first
+ * output, as `kiln convert` makes them (CI uses SFace); SCRATCH_DIR receives
+ * the damaged copies. Exits 1 if any check fails, printing which.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,18 +140,32 @@ static void queries(kiln_model *m, kiln_tensor_info *in, kiln_tensor_info *out) 
     size_t product = 1;
     for (size_t i = 0; i < in->rank; i++) product *= in->dims[i];
     TRUE(in->name != NULL && in->rank <= KILN_MAX_RANK && in->elements == product && in->elements > 0);
-    TRUE(in->dtype == KILN_DTYPE_F32 && out->dtype == KILN_DTYPE_F32);
+    TRUE(in->dtype == KILN_DTYPE_I8 && out->dtype == KILN_DTYPE_I8);
+    TRUE(in->scale > 0 && in->zero_point >= -128 && in->zero_point <= 127);
+    TRUE(out->scale > 0 && out->zero_point >= -128 && out->zero_point <= 127);
     EXPECT(kiln_model_arena_size(m, NULL, &align), KILN_ERR_NULL_ARGUMENT, "size is NULL");
     EXPECT(kiln_model_arena_size(m, &size, NULL), KILN_ERR_NULL_ARGUMENT, "alignment is NULL");
     EXPECT(kiln_model_arena_size(m, &size, &align), KILN_OK, NULL);
     TRUE(size > 0 && align == KILN_ARENA_ALIGNMENT);
 }
 
-/* A deterministic input: a ramp over the input's real range. */
+/* A deterministic input: a ramp over 0..255, pixel values. */
 static float *ramp(size_t n) {
     float *x = malloc(n * sizeof *x);
     for (size_t i = 0; i < n; i++) x[i] = (float)(i % 256);
     return x;
+}
+
+/* Quantizes as kiln does (DESIGN.md): x * (1 / scale), rounded half to even
+ * (the default rounding mode), plus the zero point, clamped to int8. */
+static int8_t *quantize(const float *x, size_t n, const kiln_tensor_info *t) {
+    int8_t *q = malloc(n);
+    float inv = 1.0f / t->scale;
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] * inv) + (float)t->zero_point;
+        q[i] = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+    }
+    return q;
 }
 
 /* Sessions: arenas, inputs and outputs with bad arguments; then real runs. */
@@ -177,7 +192,7 @@ static void sessions(kiln_model *m, const kiln_tensor_info *in, const kiln_tenso
 
     float *x = ramp(in->elements);
     float *y = malloc(out->elements * sizeof *y), *z = malloc(out->elements * sizeof *z);
-    int8_t q[16];
+    int8_t *qx = quantize(x, in->elements, in), *qy = malloc(out->elements);
     EXPECT(kiln_session_set_input_f32(NULL, 0, x, in->elements), KILN_ERR_NULL_ARGUMENT, "session is NULL");
     EXPECT(kiln_session_set_input_f32(s, 0, NULL, in->elements), KILN_ERR_NULL_ARGUMENT, "values is NULL");
     EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements - 1), KILN_ERR_LENGTH, "the buffer given has");
@@ -187,27 +202,37 @@ static void sessions(kiln_model *m, const kiln_tensor_info *in, const kiln_tenso
     /* A float pointer one byte off (formed through uintptr_t; never dereferenced). */
     const float *odd = (const float *)((uintptr_t)x + 1);
     EXPECT(kiln_session_set_input_f32(s, 0, odd, 4), KILN_ERR_INVALID_ARGUMENT, "is not aligned to 4 bytes");
-    EXPECT(kiln_session_set_input_i8(s, 0, q, in->elements), KILN_ERR_TYPE, "accessed as I8");
+    EXPECT(kiln_session_set_input_i8(s, 0, NULL, in->elements), KILN_ERR_NULL_ARGUMENT, "values is NULL");
+    EXPECT(kiln_session_set_input_i8(s, 0, qx, in->elements - 1), KILN_ERR_LENGTH, "the buffer given has");
+    EXPECT(kiln_session_set_input_i8(s, 1, qx, in->elements), KILN_ERR_NO_SUCH_TENSOR, "input 1 asked for");
     EXPECT(kiln_session_run(NULL), KILN_ERR_NULL_ARGUMENT, "session is NULL");
     EXPECT(kiln_session_output_f32(s, 0, NULL, out->elements), KILN_ERR_NULL_ARGUMENT, "values is NULL");
     EXPECT(kiln_session_output_f32(s, 0, y, out->elements - 1), KILN_ERR_LENGTH, "the buffer given has");
     EXPECT(kiln_session_output_f32(s, 9, y, out->elements), KILN_ERR_NO_SUCH_TENSOR, "output 9 asked for");
-    EXPECT(kiln_session_output_i8(s, 0, q, out->elements), KILN_ERR_TYPE, "accessed as I8");
-    EXPECT(kiln_session_output_i8(s, 0, NULL, 1), KILN_ERR_NULL_ARGUMENT, "values is NULL");
+    EXPECT(kiln_session_output_i8(s, 0, NULL, out->elements), KILN_ERR_NULL_ARGUMENT, "values is NULL");
+    EXPECT(kiln_session_output_i8(s, 0, qy, out->elements - 1), KILN_ERR_LENGTH, "the buffer given has");
+    EXPECT(kiln_session_output_i8(s, 0, qy, SIZE_MAX), KILN_ERR_INVALID_ARGUMENT, "more than any buffer holds");
 
-    /* The heap session and the arena session agree, even with the model
-     * handle freed first (the sessions keep it alive). */
+    /* Real runs, with the model handle freed first (sessions keep it alive):
+     * the heap session takes f32 pixels, the arena session the same pixels
+     * quantized here with the input's scale and zero point; they agree, and
+     * the int8 output dequantized with the output's parameters is the f32 one. */
     kiln_model_free(m);
     EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements), KILN_OK, NULL);
     EXPECT(kiln_session_run(s), KILN_OK, NULL);
     EXPECT(kiln_session_output_f32(s, 0, y, out->elements), KILN_OK, NULL);
-    EXPECT(kiln_session_set_input_f32(a, 0, x, in->elements), KILN_OK, NULL);
+    EXPECT(kiln_session_set_input_i8(a, 0, qx, in->elements), KILN_OK, NULL);
     EXPECT(kiln_session_run(a), KILN_OK, NULL);
     EXPECT(kiln_session_output_f32(a, 0, z, out->elements), KILN_OK, NULL);
+    EXPECT(kiln_session_output_i8(a, 0, qy, out->elements), KILN_OK, NULL);
     TRUE(memcmp(y, z, out->elements * sizeof *y) == 0);
-    double sum = 0;
-    for (size_t i = 0; i < out->elements; i++) sum += (double)y[i] * y[i];
-    TRUE(sum > 0);
+    size_t same = 0, nonzero = 0;
+    for (size_t i = 0; i < out->elements; i++) {
+        same += z[i] == (float)(qy[i] - out->zero_point) * out->scale;
+        nonzero += qy[i] != out->zero_point;
+    }
+    TRUE(same == out->elements);
+    TRUE(nonzero > out->elements / 2);
 
     kiln_session_free(s);
     kiln_session_free(a);
@@ -217,6 +242,8 @@ static void sessions(kiln_model *m, const kiln_tensor_info *in, const kiln_tenso
     free(x);
     free(y);
     free(z);
+    free(qx);
+    free(qy);
 }
 
 int main(int argc, char **argv) {
