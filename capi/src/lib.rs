@@ -2,14 +2,18 @@
 //! mobile apps (Android NDK, iOS) and C/C++ board software.
 //!
 //! Every function is a thin layer over [`kiln_runtime`]: it checks the
-//! caller's pointers and sizes ([`args`]), runs the runtime call inside a
+//! caller's pointers and sizes (module `args`), runs the runtime call inside a
 //! guard that turns errors into a [`KilnStatus`] plus a thread-local message
-//! and catches panics ([`status`]), and never lets a panic unwind into C.
+//! and catches panics (module `status`), and never lets a panic unwind into C.
 //!
 //! Handles: a `kiln_model` shares its model through an `Arc` with the
 //! sessions made from it, so models and sessions may be freed in any order
 //! (see [`KilnSession`]). A model may be used from several threads at once;
 //! a session by one thread at a time.
+//!
+//! Panics: each entry point catches them and returns `KILN_ERR_INTERNAL`,
+//! which needs unwinding; a build with `panic = "abort"` would abort the host
+//! app instead, so it is refused at compile time.
 //!
 //! `include/kiln.h` is written by hand; `tests/header.rs` checks that it
 //! declares exactly the functions exported here.
@@ -17,6 +21,12 @@
 // The workspace lint guards the no_std runtime; this layer needs std
 // (catch_unwind, thread-locals, files).
 #![allow(clippy::std_instead_of_core)]
+
+#[cfg(panic = "abort")]
+compile_error!(
+    "kiln-capi must be built with panic = \"unwind\": its entry points turn a panic into KILN_ERR_INTERNAL \
+     instead of aborting the host application"
+);
 
 mod args;
 mod model;

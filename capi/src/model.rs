@@ -90,6 +90,12 @@ impl Loaded {
     }
 }
 
+/// kiln.h promises that a model may be used by several threads at once.
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Loaded>();
+};
+
 /// The opaque `kiln_model`. It holds the model in an [`Arc`] that every
 /// session made from it shares, so the model lives until the handle and all
 /// its sessions are freed, in any order.

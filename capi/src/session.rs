@@ -25,6 +25,12 @@ pub struct KilnSession {
     _model: Arc<Loaded>,
 }
 
+/// kiln.h promises that a session may move between threads (used by one at a time).
+const _: fn() = || {
+    fn movable_across_threads<T: Send>() {}
+    movable_across_threads::<KilnSession>();
+};
+
 /// Makes a session over `arena`, or over a heap arena when it is `None`.
 ///
 /// # Safety

@@ -113,7 +113,9 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> KilnStatus {
 }
 
 /// The message of the last call on this thread that failed, or "" if none
-/// has. Valid until the next failing kiln call on this thread.
+/// has. Valid until the next failing kiln call on this thread. Needs no
+/// guard: `try_with` does not panic, and nothing else borrows the message
+/// during this call.
 #[no_mangle]
 pub extern "C" fn kiln_last_error() -> *const c_char {
     const EMPTY: &std::ffi::CStr = c"";
