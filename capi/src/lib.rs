@@ -29,14 +29,16 @@ compile_error!(
 );
 
 mod args;
+mod info;
 mod model;
 mod session;
 mod status;
 
-pub use model::{
-    kiln_model_arena_size, kiln_model_free, kiln_model_input_count, kiln_model_input_info, kiln_model_open,
-    kiln_model_open_memory, kiln_model_output_count, kiln_model_output_info, KilnDtype, KilnModel, KilnTensorInfo,
+pub use info::{
+    kiln_model_input_count, kiln_model_input_info, kiln_model_output_count, kiln_model_output_info, KilnDtype,
+    KilnTensorInfo,
 };
+pub use model::{kiln_model_arena_size, kiln_model_free, kiln_model_open, kiln_model_open_memory, KilnModel};
 pub use session::{
     kiln_session_create, kiln_session_create_with_arena, kiln_session_free, kiln_session_output_f32,
     kiln_session_output_i8, kiln_session_run, kiln_session_set_input_f32, kiln_session_set_input_i8, KilnSession,
