@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::{malformed, Error};
-use crate::format::{self, section, tensor::to_usize, DType, Quant, Reader, Shape, Storage, TensorDesc};
+use crate::format::{self, section, tensor::to_usize, AlignedBytes, DType, Quant, Reader, Shape, Storage, TensorDesc};
 use crate::ops::{self, check::Site, Node, Op, OpKind};
 
 /// An absent optional operator input, in [`Model`]'s index pool.
@@ -13,6 +13,7 @@ pub(crate) const ABSENT: usize = usize::MAX;
 
 enum Bytes<'a> {
     Borrowed(&'a [u8]),
+    Owned(AlignedBytes),
     #[cfg(feature = "std")]
     Mapped(memmap2::Mmap),
 }
@@ -21,6 +22,7 @@ impl Bytes<'_> {
     fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Borrowed(b) => b,
+            Bytes::Owned(b) => b,
             #[cfg(feature = "std")]
             Bytes::Mapped(m) => m,
         }
@@ -97,6 +99,14 @@ impl Model<'static> {
         // file in place while it is loaded.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         Self::parse(Bytes::Mapped(map))
+    }
+
+    /// Validates a model and keeps its bytes, for callers that cannot keep
+    /// a borrowed buffer alive as long as the model (the C API copies the
+    /// caller's buffer into one of these). [`AlignedBytes::copy_of`] makes
+    /// the aligned copy.
+    pub fn from_aligned_bytes(bytes: AlignedBytes) -> Result<Self, Error> {
+        Self::parse(Bytes::Owned(bytes))
     }
 }
 

@@ -60,6 +60,24 @@ fn unsigned_bytes(values: &[i8]) -> Vec<u8> {
 }
 
 #[test]
+fn a_model_that_owns_its_bytes_runs_as_a_borrowing_one() {
+    let file = AlignedBytes::copy_of(&support::small_net(7));
+    let borrowing = Model::from_bytes(&file).unwrap();
+    let owning = Model::from_aligned_bytes(file.clone()).unwrap();
+    assert_eq!(owning.info(), borrowing.info());
+    let run = |model: &Model<'_>| {
+        let mut session = Session::new(model).unwrap();
+        session.set_input_f32(0, &image(3)).unwrap();
+        session.run();
+        session.output_i8(0).unwrap().to_vec()
+    };
+    assert_eq!(run(&owning), run(&borrowing));
+    let mut damaged = file.clone();
+    damaged[100] ^= 1;
+    assert!(matches!(Model::from_aligned_bytes(damaged), Err(kiln_runtime::Error::Checksum { .. })));
+}
+
+#[test]
 fn caller_mistakes_are_errors() {
     let file = AlignedBytes::copy_of(&support::small_net(7));
     let model = Model::from_bytes(&file).unwrap();
