@@ -17,16 +17,19 @@ const STEP: usize = 16;
 type X = [int16x8_t; 2];
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn widen(v: int8x16_t) -> X {
     [vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v)]
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn zero() -> X {
     [vdupq_n_s16(0); 2]
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn weights(row: &[u8], _cn: usize) -> X {
     // SAFETY: a 16-byte group of the row.
     widen(unsafe { vld1q_s8(row[..16].as_ptr() as *const i8) })
@@ -36,6 +39,7 @@ fn weights(row: &[u8], _cn: usize) -> X {
 ///
 /// `at` is valid for `cn` (at most 16) bytes of reads.
 #[target_feature(enable = "neon")]
+#[inline]
 unsafe fn load(at: *const i8, cn: usize, zx: i32) -> X {
     let v = if cn == STEP {
         // SAFETY: 16 bytes from `at`.
@@ -52,16 +56,19 @@ unsafe fn load(at: *const i8, cn: usize, zx: i32) -> X {
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn pair(a: X, b: X) -> [X; 2] {
     [a, b]
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn zero_acc() -> [int32x4_t; 4] {
     [vdupq_n_s32(0); 4]
 }
 
 #[target_feature(enable = "neon")]
+#[inline]
 fn madd(mut acc: [int32x4_t; 4], x: [X; 2], w: [X; 2]) -> [int32x4_t; 4] {
     for (x, w) in x.iter().zip(&w) {
         acc[0] = vmlal_s16(acc[0], vget_low_s16(x[0]), vget_low_s16(w[0]));
@@ -96,6 +103,7 @@ impl Out {
     ///
     /// `y` is valid for `cn` (at most 16) bytes of writes.
     #[target_feature(enable = "neon")]
+    #[inline]
     unsafe fn store(&self, acc: [int32x4_t; 4], y: *mut i8, cn: usize) {
         let e = &self.0;
         let q = core::array::from_fn(|q| {

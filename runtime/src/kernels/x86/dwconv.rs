@@ -20,11 +20,13 @@ pub(crate) mod avx2 {
     const STEP: usize = 16;
 
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn zero() -> __m256i {
         _mm256_setzero_si256()
     }
 
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn weights(row: &[u8], _cn: usize) -> __m256i {
         // SAFETY: a 16-byte group of the row.
         _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(row[..16].as_ptr() as *const __m128i) })
@@ -34,6 +36,7 @@ pub(crate) mod avx2 {
     ///
     /// `at` is valid for `cn` (at most 16) bytes of reads.
     #[target_feature(enable = "avx2")]
+    #[inline]
     unsafe fn load(at: *const i8, cn: usize, zx: i32) -> __m256i {
         let v = if cn == STEP {
             // SAFETY: 16 bytes from `at`.
@@ -50,16 +53,19 @@ pub(crate) mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn pair(a: __m256i, b: __m256i) -> [__m256i; 2] {
         [_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b)]
     }
 
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn zero_acc() -> [__m256i; 2] {
         [_mm256_setzero_si256(); 2]
     }
 
     #[target_feature(enable = "avx2")]
+    #[inline]
     fn madd(acc: [__m256i; 2], x: [__m256i; 2], w: [__m256i; 2]) -> [__m256i; 2] {
         [0, 1].map(|h| _mm256_add_epi32(acc[h], _mm256_madd_epi16(x[h], w[h])))
     }
@@ -74,6 +80,7 @@ pub(crate) mod avx2 {
 
     impl Out {
         #[target_feature(enable = "avx2")]
+        #[inline]
         fn new(bias: &[i32], rq: &Requant<'_>, c0: usize) -> Out {
             let ints = |v: [i32; 8]| {
                 // SAFETY: an 8-lane stack array.
@@ -95,6 +102,7 @@ pub(crate) mod avx2 {
         ///
         /// `y` is valid for `cn` (at most 16) bytes of writes.
         #[target_feature(enable = "avx2")]
+        #[inline]
         unsafe fn store(&self, acc: [__m256i; 2], y: *mut i8, cn: usize) {
             let q = [0, 1]
                 .map(|h| requantize(_mm256_add_epi32(acc[h], self.bias[h]), self.mult[h], self.neg[h], self.clamp));
@@ -131,11 +139,13 @@ pub(crate) mod avx512 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
     fn zero() -> __m512i {
         _mm512_setzero_si512()
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
     fn weights(row: &[u8], cn: usize) -> __m512i {
         let row = &row[..cn];
         // SAFETY: the mask keeps the load to the `cn` bytes of `row`.
@@ -146,6 +156,7 @@ pub(crate) mod avx512 {
     ///
     /// `at` is valid for `cn` (at most 32) bytes of reads.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
     unsafe fn load(at: *const i8, cn: usize, zx: i32) -> __m512i {
         // SAFETY: the mask keeps the load to the `cn` bytes from `at`.
         let v = unsafe { _mm256_maskz_loadu_epi8(mask(cn), at) };
@@ -153,16 +164,19 @@ pub(crate) mod avx512 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
     fn pair(a: __m512i, b: __m512i) -> [__m512i; 2] {
         [_mm512_unpacklo_epi16(a, b), _mm512_unpackhi_epi16(a, b)]
     }
 
     #[target_feature(enable = "avx512f")]
+    #[inline]
     fn zero_acc() -> [__m512i; 2] {
         [_mm512_setzero_si512(); 2]
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
+    #[inline]
     fn madd(acc: [__m512i; 2], x: [__m512i; 2], w: [__m512i; 2]) -> [__m512i; 2] {
         [0, 1].map(|h| _mm512_dpwssd_epi32(acc[h], x[h], w[h]))
     }
@@ -178,6 +192,7 @@ pub(crate) mod avx512 {
 
     impl Out {
         #[target_feature(enable = "avx512f")]
+        #[inline]
         fn new(bias: &[i32], rq: &Requant<'_>, c0: usize) -> Out {
             let ints = |v: [i32; 16]| {
                 // SAFETY: a 16-lane stack array.
@@ -199,6 +214,7 @@ pub(crate) mod avx512 {
         ///
         /// `y` is valid for `cn` (at most 32) bytes of writes.
         #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        #[inline]
         unsafe fn store(&self, acc: [__m512i; 2], y: *mut i8, cn: usize) {
             let q = [0, 1]
                 .map(|h| requantize(_mm512_add_epi32(acc[h], self.bias[h]), self.mult[h], self.neg[h], self.clamp));
