@@ -52,7 +52,8 @@ unsafe fn load(at: *const i8, cn: usize, zx: i32) -> X {
             vld1q_s8(v.as_ptr())
         }
     };
-    widen(v).map(|h| vsubq_s16(h, vdupq_n_s16(zx as i16)))
+    let [lo, hi] = widen(v);
+    [vsubq_s16(lo, vdupq_n_s16(zx as i16)), vsubq_s16(hi, vdupq_n_s16(zx as i16))]
 }
 
 #[target_feature(enable = "neon")]

@@ -67,7 +67,11 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2")]
     #[inline]
     fn madd(acc: [__m256i; 2], x: [__m256i; 2], w: [__m256i; 2]) -> [__m256i; 2] {
-        [0, 1].map(|h| _mm256_add_epi32(acc[h], _mm256_madd_epi16(x[h], w[h])))
+        // Written out: a closure through `array::map` would not inline.
+        [
+            _mm256_add_epi32(acc[0], _mm256_madd_epi16(x[0], w[0])),
+            _mm256_add_epi32(acc[1], _mm256_madd_epi16(x[1], w[1])),
+        ]
     }
 
     /// A block's bias and multipliers in the accumulators' order, and the clamp.
@@ -104,8 +108,12 @@ pub(crate) mod avx2 {
         #[target_feature(enable = "avx2")]
         #[inline]
         unsafe fn store(&self, acc: [__m256i; 2], y: *mut i8, cn: usize) {
-            let q = [0, 1]
-                .map(|h| requantize(_mm256_add_epi32(acc[h], self.bias[h]), self.mult[h], self.neg[h], self.clamp));
+            // Written out: a closure through `array::map` would not inline.
+            let (b, m, n) = (self.bias, self.mult, self.neg);
+            let q = [
+                requantize(_mm256_add_epi32(acc[0], b[0]), m[0], n[0], self.clamp),
+                requantize(_mm256_add_epi32(acc[1], b[1]), m[1], n[1], self.clamp),
+            ];
             // The in-lane pack puts channels 0..4, 4..8 (lane 0) and 8..12,
             // 12..16 (lane 1) in order.
             let words = _mm256_packs_epi32(q[0], q[1]);
@@ -178,7 +186,8 @@ pub(crate) mod avx512 {
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[inline]
     fn madd(acc: [__m512i; 2], x: [__m512i; 2], w: [__m512i; 2]) -> [__m512i; 2] {
-        [0, 1].map(|h| _mm512_dpwssd_epi32(acc[h], x[h], w[h]))
+        // Written out: a closure through `array::map` would not inline.
+        [_mm512_dpwssd_epi32(acc[0], x[0], w[0]), _mm512_dpwssd_epi32(acc[1], x[1], w[1])]
     }
 
     /// A block's bias and multipliers in the accumulators' order, and the
@@ -216,8 +225,12 @@ pub(crate) mod avx512 {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
         #[inline]
         unsafe fn store(&self, acc: [__m512i; 2], y: *mut i8, cn: usize) {
-            let q = [0, 1]
-                .map(|h| requantize(_mm512_add_epi32(acc[h], self.bias[h]), self.mult[h], self.neg[h], self.clamp));
+            // Written out: a closure through `array::map` would not inline.
+            let (b, m, n) = (self.bias, self.mult, self.neg);
+            let q = [
+                requantize(_mm512_add_epi32(acc[0], b[0]), m[0], n[0], self.clamp),
+                requantize(_mm512_add_epi32(acc[1], b[1]), m[1], n[1], self.clamp),
+            ];
             // Channels 8j..8j + 4 are in q[0]'s 4-byte group j, 8j + 4..8j + 8 in q[1]'s.
             let v = _mm256_set_m128i(_mm_unpackhi_epi32(q[0], q[1]), _mm_unpacklo_epi32(q[0], q[1]));
             // SAFETY: the mask keeps the store to the `cn` bytes from `y`.
