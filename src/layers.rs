@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use kiln_converter::import::OnnxModel;
 use kiln_converter::ir::layout;
-use kiln_runtime::{DType, Model, OpKind, Session};
+use kiln_runtime::{DType, Model, OpKind, Quant, Session};
 
 /// One compared layer: its ONNX tensor and the error seen so far.
 struct Layer {
@@ -15,6 +15,7 @@ struct Layer {
     kind: OpKind,
     name: String,
     dims: Vec<usize>,
+    quant: Quant,
     /// Sum of squares of the float values.
     signal: f64,
     /// Sum of squares of kiln's error.
@@ -42,6 +43,7 @@ impl LayerProbe {
                 kind,
                 name: y.name.to_owned(),
                 dims: y.shape.dims().to_vec(),
+                quant: y.quant,
                 signal: 0.0,
                 noise: 0.0,
             })
@@ -58,18 +60,16 @@ impl LayerProbe {
     /// against `expected` (the reference's values of [`LayerProbe::names`]).
     pub fn run(&mut self, session: &mut Session<'_>, expected: &[Vec<f32>]) {
         let mut next = self.layers.iter_mut().zip(expected).peekable();
-        let mut op = 0;
-        session.run_observed(|tensor, bytes| {
+        session.run_observed(|op, bytes| {
             if let Some((layer, want)) = next.next_if(|(l, _)| l.op == op) {
                 let want = to_kiln_layout(want, &layer.dims);
-                let q = tensor.quant;
+                let q = layer.quant;
                 for (&b, &w) in bytes.iter().zip(&want) {
                     let got = (f64::from(b as i8) - f64::from(q.zero_point)) * f64::from(q.scale);
                     layer.signal += f64::from(w).powi(2);
                     layer.noise += (got - f64::from(w)).powi(2);
                 }
             }
-            op += 1;
         });
     }
 

@@ -4,6 +4,7 @@
 // A std host tool: the workspace lint is for the no_std runtime.
 #![allow(clippy::std_instead_of_core)]
 
+mod bench;
 mod convert;
 mod eval;
 mod inputs;
@@ -81,6 +82,9 @@ enum Command {
         #[command(flatten)]
         inputs: InputArgs,
     },
+    /// Time a .kiln model at every kernel level against tract fp32 on the
+    /// same ONNX model, in one run and on one thread.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
         Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -195,7 +195,7 @@ impl<'a> Model<'a> {
         })
     }
 
-    pub(crate) fn tensor_info(&self, t: usize) -> TensorInfo<'_> {
+    fn tensor_info(&self, t: usize) -> TensorInfo<'_> {
         let desc = &self.tensors[t];
         let (at, len) = desc.name;
         // Checked at load: the strings are UTF-8 and every name lies on

@@ -6,7 +6,7 @@ use core::ops::Range;
 use crate::format::pack::Layout;
 use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
 use crate::kernels::{scalar, Isa, Kernels, QIn, QOut, Requant, Weights};
-use crate::model::{Model, TensorInfo, ABSENT};
+use crate::model::{Model, ABSENT};
 use crate::ops::{Node, Op};
 use crate::Error;
 
@@ -185,16 +185,18 @@ impl<'m> Session<'m> {
         self.run_observed(|_, _| {});
     }
 
-    /// Runs like [`run`](Self::run), and after each operator, in execution
-    /// order, shows its output tensor and bytes to `observe`: per-layer
-    /// accuracy (`kiln eval --layers`), profiling and debugging, without
-    /// keeping every activation alive. Allocates nothing itself.
-    pub fn run_observed(&mut self, mut observe: impl FnMut(TensorInfo<'m>, &[u8])) {
+    /// As [`Session::run`], calling `after(i, output)` as soon as operator
+    /// `i` (in [`Model::ops`] order) has run, with the bytes of its output
+    /// tensor while they are live: profilers time the gaps between calls,
+    /// `kiln eval --layers` reads every layer's output. Allocates nothing
+    /// itself; with an empty `after` it is `run`.
+    #[inline]
+    pub fn run_observed(&mut self, mut after: impl FnMut(usize, &[u8])) {
         let (model, kernels) = (self.model, self.kernels);
         let arena = self.arena();
-        for node in model.nodes() {
+        for (i, node) in model.nodes().iter().enumerate() {
             execute(model, &kernels, node, arena);
-            observe(model.tensor_info(node.output), &arena[model.tensor(node.output).range()]);
+            after(i, &arena[model.tensor(node.output).range()]);
         }
     }
 

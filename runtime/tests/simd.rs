@@ -147,6 +147,41 @@ fn convolutions_match_scalar() {
     }
 }
 
+/// Depthwise beyond `convolutions_match_scalar`'s small cases: channel
+/// counts across several 16- and 32-channel blocks and every tail, 3x3
+/// windows (their own unrolled loops) at strides 1 and 2, padding wider
+/// than the window (pixels that see no input), and windows of more than 64
+/// positions (weights interleaved per pixel).
+#[test]
+fn depthwise_convolutions_match_scalar() {
+    let mut rng = Rng(0xd3a7);
+    let mut done = 0;
+    while done < 150 {
+        let mut r = |lo: usize, hi: usize| lo + rng.next() as usize % (hi - lo + 1);
+        let c = if done % 5 == 0 { r(60, 100) } else { r(1, 70) };
+        let kernel = match done % 4 {
+            0 | 1 => [3, 3],
+            2 => [r(1, 7), r(1, 7)],
+            _ => [r(8, 10), r(7, 9)],
+        };
+        let pad =
+            if done % 7 == 0 { [r(3, 5), r(0, 4), r(0, 4), r(3, 5)] } else { [r(0, 1), r(0, 1), r(0, 1), r(0, 1)] };
+        let stride = [r(1, 2), r(1, 2)];
+        let big = kernel[0] >= 8;
+        let input = if big { [1, r(8, 14), r(8, 14), c] } else { [r(1, 2), r(1, 12), r(1, 12), c] };
+        if c == 1 {
+            continue; // one channel is a plain convolution, not depthwise
+        }
+        let dilation = [1 + usize::from(!big && done % 3 == 0), 1];
+        let p = Conv2d { stride, dilation, pad, groups: c, act: act(&mut rng) };
+        let case = ConvCase { input, out: c, kernel, p };
+        let Some((file, input)) = conv_model(&mut rng, &case) else { continue };
+        let what = format!("depthwise {:?} {:?} {:?}", case.input, case.kernel, case.p);
+        same_at_every_level(&file, &input, &what);
+        done += 1;
+    }
+}
+
 #[test]
 fn pointwise_convolutions_match_scalar() {
     let mut rng = Rng(0x1234_5678);

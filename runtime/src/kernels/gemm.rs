@@ -52,6 +52,10 @@ pub(crate) struct Tile {
     pub a: *const i8,
     /// Bytes from one row (output pixel) to the next.
     pub a_stride: usize,
+    /// One past the last byte of the rows' buffer (the input, or the
+    /// shifted copy): a partial last K group may read on up to it, since
+    /// the weights past K are zero (the loader checks the padding).
+    pub a_end: *const i8,
     /// Rows, `1..=MR`.
     pub m: usize,
     /// Bytes per row and position: the input channels.
@@ -81,7 +85,8 @@ impl Tile {
     /// `tap(sums)` gets the offset of the position's weight sums within a
     /// block, `group(rows, w)` the address of the group in each of the `MR`
     /// rows (rows past `m` repeat the last; a partial last group is copied,
-    /// zero-filled, to the stack) and the offset of its weights in a block.
+    /// zero-filled, to the stack, unless the whole group lies before
+    /// [`Tile::a_end`]) and the offset of its weights in a block.
     ///
     /// # Safety
     ///
@@ -105,7 +110,10 @@ impl Tile {
                 for j in 0..full {
                     group(&rows.map(|r| a.wrapping_add(r + j * GROUP)), w + j * BLOCK * GROUP);
                 }
-                if rest != 0 {
+                let last = a.wrapping_add(rows[MR - 1] + full * GROUP + GROUP);
+                if rest != 0 && last <= self.a_end as *const u8 {
+                    group(&rows.map(|r| a.wrapping_add(r + full * GROUP)), w + full * BLOCK * GROUP);
+                } else if rest != 0 {
                     let mut tail = [[0u8; GROUP]; MR];
                     for (r, t) in rows.iter().zip(&mut tail) {
                         for (i, b) in t[..rest].iter_mut().enumerate() {
@@ -163,7 +171,7 @@ fn run<K: Microkernel>(
     bias: &[i32],
     rq: &Requant<'_>,
     zx: i32,
-    k: usize,
+    (k, x_end): (usize, *const i8),
     y_stride: usize,
     rows: impl Fn(Emit<'_>),
 ) {
@@ -201,7 +209,7 @@ fn run<K: Microkernel>(
         }
         rows(&mut |a, a_stride, m, taps, y| {
             let shifted = shift && taps.ky == (0, 1) && taps.kx == (0, 1);
-            let (a, a_stride) = if shifted {
+            let (a, a_stride, a_end) = if shifted {
                 for r in 0..m {
                     // SAFETY: the rows of a tile at its one visited position
                     // hold `k` bytes each inside `x`.
@@ -210,9 +218,10 @@ fn run<K: Microkernel>(
                         *s = v ^ 0x80;
                     }
                 }
-                (shifted_rows.as_ptr() as *const i8, k4)
+                let rows = shifted_rows.as_ptr_range();
+                (rows.start as *const i8, k4, rows.end as *const i8)
             } else {
-                (a, a_stride)
+                (a, a_stride, x_end)
             };
             for (e, j) in epilogues.iter().zip(chunk.clone()) {
                 let b0 = j * per_tile;
@@ -221,6 +230,7 @@ fn run<K: Microkernel>(
                 let tile = Tile {
                     a,
                     a_stride,
+                    a_end,
                     m,
                     k,
                     taps,
@@ -265,9 +275,10 @@ pub(crate) fn conv2d<K: Microkernel>(
     let [o, kh, kw, _] = w.shape.nhwc();
     let [_, oh, ow, _] = y.shape.nhwc();
     let (xp, yp) = (x.data.as_ptr(), y.data.as_mut_ptr());
+    let x_end = x.data.as_ptr_range().end;
     let zx = x.quant.zero_point;
     if kh == 1 && kw == 1 && p.stride == [1, 1] && p.pad == [0; 4] {
-        return run::<K>(&w, bias, rq, zx, c, o, flat::<K>(xp, yp, n * h * width, c, o));
+        return run::<K>(&w, bias, rq, zx, (c, x_end), o, flat::<K>(xp, yp, n * h * width, c, o));
     }
     let [top, left, ..] = p.pad;
     let [sy, sx] = p.stride;
@@ -301,14 +312,15 @@ pub(crate) fn conv2d<K: Microkernel>(
             }
         }
     };
-    run::<K>(&w, bias, rq, zx, c, o, rows)
+    run::<K>(&w, bias, rq, zx, (c, x_end), o, rows)
 }
 
 /// Fully connected, as [`crate::kernels::scalar::fully_connected`].
 pub(crate) fn fully_connected<K: Microkernel>(x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
     let [n, k, ..] = x.shape.nhwc();
     let o = bias.len();
-    run::<K>(&w, bias, rq, x.quant.zero_point, k, o, flat::<K>(x.data.as_ptr(), y.data.as_mut_ptr(), n, k, o))
+    let x_end = x.data.as_ptr_range().end;
+    run::<K>(&w, bias, rq, x.quant.zero_point, (k, x_end), o, flat::<K>(x.data.as_ptr(), y.data.as_mut_ptr(), n, k, o))
 }
 
 #[cfg(test)]

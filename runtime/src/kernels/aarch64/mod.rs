@@ -25,7 +25,8 @@ pub(super) static GEMM: [Impl<GemmFns>; 2] = [
 ];
 
 /// Depthwise kernels, best first.
-pub(super) static DWCONV: [Impl<ConvFn>; 1] = [Impl { name: "dwconv_i8_kxk__neon", isa: Isa::Neon, f: dwconv::dwconv }];
+pub(super) static DWCONV: [Impl<ConvFn>; 1] =
+    [Impl { name: "dwconv_i8_kxk__neon", isa: Isa::Neon, f: dwconv::dwconv::<0> }];
 
 /// Add kernels, best first (none yet: the scalar one runs).
 pub(super) static ADD: [Impl<AddFn>; 0] = [];

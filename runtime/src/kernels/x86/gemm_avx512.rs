@@ -15,28 +15,36 @@ impl Microkernel for Avx512Vnni {
     const NT: usize = 32;
     const X_SHIFT: i32 = 128;
 
+    /// Tiles of 1 row (fully connected layers on one input) or up to 4
+    /// rows (the last rows of a convolution) run a copy of the loop for
+    /// that many rows, not 8.
     unsafe fn tile(t: &Tile) {
-        // SAFETY: forwarded from the caller's contract.
+        // SAFETY: forwarded from the caller's contract; each copy computes
+        // at least `t.m` rows.
         unsafe {
-            if t.shifted {
-                tile::<false>(t)
-            } else {
-                tile::<true>(t)
+            match (t.shifted, t.m) {
+                (true, 1) => tile::<false, 1>(t),
+                (true, 2..=4) => tile::<false, 4>(t),
+                (true, _) => tile::<false, MR>(t),
+                (false, 1) => tile::<true, 1>(t),
+                (false, 2..=4) => tile::<true, 4>(t),
+                (false, _) => tile::<true, MR>(t),
             }
         }
     }
 }
 
-/// The tile, flipping the rows' sign bits itself if `FLIP`.
+/// The tile's first `R` rows (`R ≥ t.m`), flipping the rows' sign bits
+/// itself if `FLIP`.
 ///
 /// # Safety
 ///
 /// The CPU supports AVX-512 F, BW, VL and VNNI; `t` satisfies
 /// [`Microkernel::tile`]'s contract.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<const FLIP: bool>(t: &Tile) {
+unsafe fn tile<const FLIP: bool, const R: usize>(t: &Tile) {
     let flip = _mm512_set1_epi32(0x8080_8080u32 as i32);
-    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
     let mut sums = [_mm512_setzero_si512(); 2];
     let w = t.w;
     let tap = |at: usize| {
@@ -45,7 +53,7 @@ unsafe fn tile<const FLIP: bool>(t: &Tile) {
             *s = _mm512_add_epi32(*s, unsafe { _mm512_loadu_si512(w.add(at) as *const __m512i) });
         }
     };
-    let group = |rows: &[*const u8; MR], at: usize| {
+    let group = |rows: &[*const u8; R], at: usize| {
         // SAFETY: `at` is the offset of a 64-byte K group within a block.
         let b = w.map(|w| unsafe { _mm512_loadu_si512(w.add(at) as *const __m512i) });
         for (acc, &row) in acc.iter_mut().zip(rows) {
@@ -57,7 +65,7 @@ unsafe fn tile<const FLIP: bool>(t: &Tile) {
         }
     };
     // SAFETY: the tile satisfies the driver's guarantees.
-    unsafe { t.walk::<MR>(tap, group) };
+    unsafe { t.walk::<R>(tap, group) };
     // SAFETY: the driver points `epilogue` at a live `Epilogue`.
     let e: &Epilogue = unsafe { &*t.epilogue };
     let shift = _mm512_set1_epi32(e.shift);

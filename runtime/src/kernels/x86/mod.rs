@@ -30,8 +30,8 @@ pub(super) static GEMM: [Impl<GemmFns>; 3] = [
 
 /// Depthwise kernels, best first.
 pub(super) static DWCONV: [Impl<ConvFn>; 2] = [
-    Impl { name: "dwconv_i8_kxk__avx512bw", isa: Isa::Avx512Vnni, f: dwconv::dwconv512 },
-    Impl { name: "dwconv_i8_kxk__avx2", isa: Isa::Avx2, f: dwconv::dwconv },
+    Impl { name: "dwconv_i8_kxk__avx512vnni", isa: Isa::Avx512Vnni, f: dwconv::avx512::dwconv::<0> },
+    Impl { name: "dwconv_i8_kxk__avx2", isa: Isa::Avx2, f: dwconv::avx2::dwconv::<0> },
 ];
 
 /// Add kernels, best first.
