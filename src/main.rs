@@ -6,6 +6,7 @@
 
 mod convert;
 mod eval;
+mod face;
 mod inputs;
 mod inspect;
 mod run;
@@ -74,6 +75,11 @@ enum Command {
         #[command(flatten)]
         inputs: InputArgs,
     },
+    /// Face recognition from photos: detect (YuNet), embed (SFace), verify.
+    Face {
+        #[command(subcommand)]
+        command: face::FaceCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +89,7 @@ fn main() -> ExitCode {
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
         Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
+        Command::Face { command } => face::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
