@@ -1,5 +1,5 @@
-//! Latency of face detection and of the whole pipeline (detect, align,
-//! embed) on one photo, on one thread: kiln int8 against tract f32 running
+//! Latency of face detection and of the whole pipeline (detect, refine,
+//! align, embed) on one photo, on one thread: kiln int8 against tract f32 running
 //! the same ONNX models on the same inputs, with the same pre- and
 //! post-processing (kiln-face's). Until `kiln bench` covers the face
 //! pipeline, this is how its speed is measured:
@@ -18,11 +18,9 @@ use anyhow::{Context, Result};
 use kiln_converter::import::OnnxModel;
 use kiln_converter::input::ImageOptions;
 use kiln_converter::ir::layout::nhwc_to_nchw;
-use kiln_converter::reference::Reference;
+use kiln_converter::reference::{FloatYunet, Reference};
 use kiln_face::letterbox::letterbox;
-use kiln_face::nms::suppress;
-use kiln_face::yunet::{decode, Heads, HEAD_NAMES};
-use kiln_face::{align, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, CROP};
+use kiln_face::{align, ChannelOrder, DetectOptions, Detector, Embedder, ImageView, CROP};
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::{Model, Session};
 
@@ -60,51 +58,38 @@ fn main() -> Result<()> {
         }),
     );
     report(
-        "kiln int8 pipeline (detect, align, embed)",
+        "kiln int8 pipeline (detect, refine, align, embed)",
         time(|| {
             let face = detector.detect(&view, &options).expect("detects")[0];
+            let face = detector.refine(&view, &face, &options).expect("refines");
             align(&view, &face.landmarks, &mut crop).expect("aligns");
             embedder.embed(&crop, &mut embedding).expect("embeds");
         }),
     );
 
     // tract f32.
-    let names: Vec<String> = HEAD_NAMES.iter().map(|n| n.to_string()).collect();
-    let float_yunet = Reference::new(&OnnxModel::load(&yunet_path)?, &names)?;
-    let sface_onnx = OnnxModel::load(&sface_path)?;
-    let output = sface_onnx.graph().output[0].name.clone();
-    let float_sface = Reference::new(&sface_onnx, &[output])?;
-    let nchw = nhwc_to_nchw(&input, &[1, 640, 640, 3]);
+    let float_yunet = FloatYunet::new(&OnnxModel::load(&yunet_path)?)?;
     report(
         "tract f32 YuNet, run only",
         time(|| {
-            float_yunet.run(&nchw).expect("runs");
+            float_yunet.heads(&input).expect("runs");
         }),
     );
-    let float_detect = || -> Face {
-        let mut input = vec![0.0; 640 * 640 * 3];
-        let fit = letterbox(&view, &mut input, 640, 640, ChannelOrder::Bgr, &mut Vec::new());
-        let heads = float_yunet.run(&nhwc_to_nchw(&input, &[1, 640, 640, 3])).expect("runs");
-        let mut faces = Vec::new();
-        decode(
-            &Heads { values: std::array::from_fn(|k| heads[k].as_slice()) },
-            640,
-            options.score_threshold,
-            &mut faces,
-        );
-        suppress(&mut faces, options.nms_threshold);
-        faces[0].to_photo(&fit)
-    };
+    let mut float_detector = Detector::with_network(float_yunet, 640, 640);
     report(
         "tract f32 detect (letterbox, run, decode, NMS)",
         time(|| {
-            float_detect();
+            float_detector.detect(&view, &options).expect("detects");
         }),
     );
+    let sface_onnx = OnnxModel::load(&sface_path)?;
+    let output = sface_onnx.graph().output[0].name.clone();
+    let float_sface = Reference::new(&sface_onnx, &[output])?;
     report(
-        "tract f32 pipeline (detect, align, embed)",
+        "tract f32 pipeline (detect, refine, align, embed)",
         time(|| {
-            let face = float_detect();
+            let face = float_detector.detect(&view, &options).expect("detects")[0];
+            let face = float_detector.refine(&view, &face, &options).expect("refines");
             align(&view, &face.landmarks, &mut crop).expect("aligns");
             let pixels: Vec<f32> = crop.iter().map(|&p| f32::from(p)).collect();
             float_sface.run(&nhwc_to_nchw(&pixels, &[1, CROP, CROP, 3])).expect("runs");

@@ -36,23 +36,45 @@ impl Default for DetectOptions {
     }
 }
 
-/// A YuNet face detector on a kiln session. After [`Detector::new`],
-/// [`Detector::detect`] allocates nothing, except to grow its buffers the
-/// first time a photo is wider, or holds more candidate faces, than any
-/// before.
-pub struct Detector<'m> {
+/// What runs YuNet: kiln's int8 session ([`KilnYunet`]), or another
+/// runtime, such as the float model that tests compare with.
+pub trait Network {
+    /// Runs on `input` (`[1, H, W, 3]`, NHWC, BGR, 0..255) and writes the
+    /// twelve heads into `heads`, in [`HEAD_NAMES`] order.
+    fn run(&mut self, input: &[f32], heads: &mut [Vec<f32>; 12]) -> Result<(), FaceError>;
+}
+
+/// YuNet as a kiln session, with the output index of each head.
+pub struct KilnYunet<'m> {
     session: Session<'m>,
+    outputs: [usize; 12],
+}
+
+impl Network for KilnYunet<'_> {
+    fn run(&mut self, input: &[f32], heads: &mut [Vec<f32>; 12]) -> Result<(), FaceError> {
+        self.session.set_input_f32(0, input)?;
+        self.session.run();
+        for (head, &index) in heads.iter_mut().zip(&self.outputs) {
+            self.session.output_f32(index, head)?;
+        }
+        Ok(())
+    }
+}
+
+/// A YuNet face detector. After it is made, [`Detector::detect`] allocates
+/// nothing, except to grow its buffers the first time a photo is wider, or
+/// holds more candidate faces, than any before.
+pub struct Detector<N> {
+    network: N,
     width: usize,
     height: usize,
-    /// Output index of each head, in [`HEAD_NAMES`] order.
-    outputs: [usize; 12],
     input: Vec<f32>,
     row: Vec<f32>,
     heads: [Vec<f32>; 12],
     faces: Vec<Face>,
 }
 
-impl<'m> Detector<'m> {
+impl<'m> Detector<KilnYunet<'m>> {
     /// Wraps a session of a YuNet model: one `[1, H, W, 3]` input (H and W
     /// multiples of 32) and outputs named `cls_8` … `kps_32` of the sizes
     /// that input implies. Anything else is [`FaceError::NotADetector`].
@@ -74,17 +96,23 @@ impl<'m> Detector<'m> {
             }
             outputs[k] = index;
         }
+        Ok(Detector::with_network(KilnYunet { session, outputs }, width, height))
+    }
+}
+
+impl<N: Network> Detector<N> {
+    /// A detector over any runtime of YuNet with a `width` × `height` input.
+    pub fn with_network(network: N, width: usize, height: usize) -> Self {
         let anchors: usize = STRIDES.iter().map(|&s| cells(width, height, s)).sum();
-        Ok(Detector {
-            session,
+        Detector {
+            network,
             width,
             height,
-            outputs,
             input: vec![0.0; width * height * 3],
             row: Vec::new(),
             heads: core::array::from_fn(|k| vec![0.0; cells(width, height, STRIDES[k % 3]) * HEAD_WIDTHS[k / 3]]),
             faces: Vec::with_capacity(anchors),
-        })
+        }
     }
 
     /// The detector input's width and height.
@@ -107,6 +135,28 @@ impl<'m> Detector<'m> {
         }
         suppress(&mut self.faces, options.nms_threshold);
         Ok(&self.faces)
+    }
+
+    /// `face` (found in `image`) found again in a tile of the photo around
+    /// it, at full resolution or shrunk just enough that the face spans at
+    /// most 40% of the input, for landmarks as precise as the photo allows:
+    /// a face found in a photo shrunk to fit the input has landmarks only
+    /// as precise as the shrunk photo. The face of the tile that overlaps
+    /// `face` most, or `face` itself when no face of the tile overlaps it.
+    /// Leaves [`Detector::detect`]'s faces as they were.
+    pub fn refine(&mut self, image: &ImageView<'_>, face: &Face, options: &DetectOptions) -> Result<Face, FaceError> {
+        let size = [image.width() as f32, image.height() as f32];
+        let input = [self.width as f32, self.height as f32];
+        let centre = [face.x + face.width / 2.0, face.y + face.height / 2.0];
+        let scale = (input[0].min(input[1]) * 0.4 / face.width.max(face.height)).min(1.0);
+        let span = input.map(|i| i / scale);
+        let origin = [0, 1].map(|a| (centre[a] - span[a] / 2.0).min(size[a] - span[a]).max(0.0));
+        let tile = Letterbox::tile(image.width(), image.height(), origin, scale, (self.width, self.height));
+        let start = self.faces.len();
+        self.search(image, &tile, options, None)?;
+        let best = self.faces[start..].iter().copied().max_by(|a, b| a.iou(face).total_cmp(&b.iou(face)));
+        self.faces.truncate(start);
+        Ok(best.filter(|b| b.iou(face) > 0.0).unwrap_or(*face))
     }
 
     /// Searches tiles of `image` scaled by `scale` that overlap by a quarter
@@ -149,11 +199,7 @@ impl<'m> Detector<'m> {
         keep: Option<([(f32, f32); 2], f32)>,
     ) -> Result<(), FaceError> {
         resample(image, placement, &mut self.input, (self.width, self.height), ChannelOrder::Bgr, &mut self.row);
-        self.session.set_input_f32(0, &self.input)?;
-        self.session.run();
-        for (head, &index) in self.heads.iter_mut().zip(&self.outputs) {
-            self.session.output_f32(index, head)?;
-        }
+        self.network.run(&self.input, &mut self.heads)?;
         let start = self.faces.len();
         let heads = Heads { values: core::array::from_fn(|k| self.heads[k].as_slice()) };
         decode(&heads, self.width, options.score_threshold, &mut self.faces);

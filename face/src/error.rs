@@ -25,6 +25,8 @@ pub enum FaceError {
     },
     /// The landmarks all coincide, so no alignment exists.
     DegenerateLandmarks,
+    /// A [`crate::Network`] other than kiln's failed; its message.
+    Network(String),
 }
 
 impl From<kiln_runtime::Error> for FaceError {
@@ -52,6 +54,7 @@ impl fmt::Display for FaceError {
                 "a {width}x{height} RGB image needs {} bytes, the buffer holds {bytes}",
                 width.saturating_mul(*height).saturating_mul(3)
             ),
+            FaceError::Network(why) => write!(f, "the detector's network failed: {why}"),
             FaceError::DegenerateLandmarks => {
                 write!(f, "the face's five landmarks coincide, so it cannot be aligned")
             }

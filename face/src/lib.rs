@@ -25,7 +25,7 @@ pub mod nms;
 pub mod yunet;
 
 pub use align::{align, ARCFACE_112, CROP};
-pub use detector::{DetectOptions, Detector};
+pub use detector::{DetectOptions, Detector, KilnYunet, Network};
 pub use embedder::{cosine, Embedder, SFACE_SAME_PERSON};
 pub use error::FaceError;
 pub use face::Face;

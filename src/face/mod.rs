@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use kiln_face::{
-    align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, CROP, SFACE_SAME_PERSON,
+    align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, KilnYunet, CROP, SFACE_SAME_PERSON,
 };
 use kiln_runtime::{Model, Session};
 
@@ -119,7 +119,7 @@ fn verify(a: &Path, b: &Path, args: &FaceArgs) -> Result<()> {
 
 /// Detector and embedder sessions, made once for several photos.
 struct Pipeline<'m> {
-    detector: Detector<'m>,
+    detector: Detector<KilnYunet<'m>>,
     embedder: Embedder<'m>,
 }
 
@@ -142,6 +142,7 @@ impl<'m> Pipeline<'m> {
         let img = read_photo(photo)?;
         let view = view(&img);
         let face = one_face(photo, self.detector.detect(&view, options)?, options)?;
+        let face = self.detector.refine(&view, &face, options)?;
         let mut crop = [0u8; CROP * CROP * 3];
         align(&view, &face.landmarks, &mut crop)
             .with_context(|| format!("{}: the face's landmarks coincide; it cannot be aligned", photo.display()))?;
