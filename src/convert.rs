@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_converter::calibrate::{calibrate, Method};
-use kiln_converter::{input, quantize::quantize};
+use kiln_converter::calibrate::Method;
+use kiln_converter::input::ImageOptions;
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::Model;
 
@@ -41,33 +41,16 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
 /// Converts `model` with calibration inputs from `calib` and writes `output`.
 pub fn run(model: &Path, output: &Path, calib: &Path, method: Method, args: &InputArgs) -> Result<()> {
     let start = Instant::now();
-    let options = args.image_options()?;
-    let (onnx, graph) = kiln_converter::load_ir(model)?;
-    log::info!("{}: {} operators after folding", model.display(), graph.nodes.len());
-    let samples = input::load_dir(calib, &onnx.input_shape, &options)
-        .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
-
-    let bar = progress(samples.len(), "calibrating");
-    let ranges = calibrate(&onnx, &graph, &samples, method, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
-
-    // Images have a known domain (every pixel value), which quantizes the
-    // input exactly; .npy tensors use their calibrated range.
-    let images = samples.iter().all(|s| !s.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
-    let bytes = quantize(&graph, &ranges, images.then(|| options.value_range()))?;
+    let (bytes, calibrated_on) = convert(model, calib, &args.image_options()?, method)?;
     std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
 
     let aligned = AlignedBytes::copy_of(&bytes);
     let info = Model::from_bytes(&aligned)?.info();
     let onnx_bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
     println!(
-        "wrote {} in {:.1} s, calibrated on {} inputs",
+        "wrote {} in {:.1} s, calibrated on {calibrated_on} inputs",
         output.display(),
         start.elapsed().as_secs_f64(),
-        samples.len()
     );
     println!(
         "  {} ops; file {} B = {:.1}% of the ONNX file ({} B); arena {} B (sum of all activations {} B)",
@@ -79,4 +62,16 @@ pub fn run(model: &Path, output: &Path, calib: &Path, method: Method, args: &Inp
         info.activation_bytes
     );
     Ok(())
+}
+
+/// The `.kiln` bytes of `model` calibrated on the inputs in `calib` with
+/// ranges chosen by `method`, with a progress bar, and how many inputs that was.
+pub fn convert(model: &Path, calib: &Path, options: &ImageOptions, method: Method) -> Result<(Vec<u8>, usize)> {
+    let bar = progress(0, "calibrating");
+    let converted = kiln_converter::convert(model, calib, options, method, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    converted
 }

@@ -22,6 +22,11 @@ pub struct InputArgs {
     /// Multiplier applied after the mean.
     #[arg(long, default_value_t = 1.0)]
     scale: f32,
+    /// Scale images to fit the input keeping their aspect ratio, padding
+    /// right and bottom with zeros (detectors such as YuNet), instead of
+    /// stretching them.
+    #[arg(long)]
+    letterbox: bool,
 }
 
 impl InputArgs {
@@ -33,7 +38,7 @@ impl InputArgs {
             _ => anyhow::bail!("--mean takes one value or three, not {}", self.mean.len()),
         };
         ensure!(self.scale.is_finite() && self.scale != 0.0, "--scale must be a finite non-zero number");
-        Ok(ImageOptions { bgr: self.bgr, mean, scale: self.scale })
+        Ok(ImageOptions { bgr: self.bgr, mean, scale: self.scale, letterbox: self.letterbox })
     }
 }
 

@@ -7,6 +7,7 @@
 mod bench;
 mod convert;
 mod eval;
+mod face;
 mod inputs;
 mod inspect;
 mod layers;
@@ -85,6 +86,11 @@ enum Command {
     /// Time a .kiln model at every kernel level against tract fp32 on the
     /// same ONNX model, in one run and on one thread.
     Bench(bench::BenchArgs),
+    /// Face recognition from photos: detect (YuNet), embed (SFace), verify.
+    Face {
+        #[command(subcommand)]
+        command: face::FaceCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
         Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
         Command::Bench(args) => bench::run(&args),
+        Command::Face { command } => face::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,3 +30,27 @@ pub fn load_ir(path: &Path) -> anyhow::Result<(import::OnnxModel, ir::Graph)> {
     passes::optimize(&mut graph)?;
     Ok((model, graph))
 }
+
+/// Converts the ONNX model at `path` to the bytes of an int8 `.kiln` file,
+/// calibrated on every input in the folder `calib` (read with `options`),
+/// with activation ranges chosen by `method`. Returns the bytes and how many inputs calibration used; `progress` is
+/// called after each input with (done, total).
+pub fn convert(
+    path: &Path,
+    calib: &Path,
+    options: &input::ImageOptions,
+    method: calibrate::Method,
+    progress: impl FnMut(usize, usize),
+) -> anyhow::Result<(Vec<u8>, usize)> {
+    use anyhow::Context;
+    let (onnx, graph) = load_ir(path)?;
+    log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
+    let samples = input::load_dir(calib, &onnx.input_shape, options)
+        .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
+    let ranges = calibrate::calibrate(&onnx, &graph, &samples, method, progress)?;
+    // Images have a known domain (every pixel value), which quantizes the
+    // input exactly; .npy tensors use their calibrated range.
+    let images = samples.iter().all(|s| !s.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
+    let bytes = quantize::quantize(&graph, &ranges, images.then(|| options.value_range()))?;
+    Ok((bytes, samples.len()))
+}

@@ -79,3 +79,37 @@ impl Reference {
         outputs.iter().map(|t| Ok(t.to_plain_array_view::<f32>()?.iter().copied().collect())).collect()
     }
 }
+
+/// YuNet's float model, run by tract, as a [`kiln_face::Network`]: the
+/// reference the int8 detector is measured against, with the same pre- and
+/// post-processing.
+pub struct FloatYunet {
+    reference: Reference,
+    nhwc: [usize; 4],
+}
+
+impl FloatYunet {
+    /// Plans `model` (YuNet) to return its twelve heads.
+    pub fn new(model: &OnnxModel) -> Result<Self> {
+        let names: Vec<String> = kiln_face::yunet::HEAD_NAMES.iter().map(|n| n.to_string()).collect();
+        let &[1, 3, h, w] = model.input_shape.as_slice() else {
+            anyhow::bail!("YuNet takes [1, 3, H, W], this model {:?}", model.input_shape)
+        };
+        Ok(FloatYunet { reference: Reference::new(model, &names)?, nhwc: [1, h, w, 3] })
+    }
+
+    /// The twelve heads for `input` (NHWC, BGR, 0..255).
+    pub fn heads(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.reference.run(&crate::ir::layout::nhwc_to_nchw(input, &self.nhwc))
+    }
+}
+
+impl kiln_face::Network for FloatYunet {
+    fn run(&mut self, input: &[f32], heads: &mut [Vec<f32>; 12]) -> Result<(), kiln_face::FaceError> {
+        let values = self.heads(input).map_err(|e| kiln_face::FaceError::Network(format!("{e:#}")))?;
+        for (head, v) in heads.iter_mut().zip(values) {
+            head.copy_from_slice(&v);
+        }
+        Ok(())
+    }
+}

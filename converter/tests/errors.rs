@@ -121,10 +121,15 @@ fn images_are_resized_rgb_and_scaled() {
     assert_eq!(raw.len(), 1);
     let v = &raw[0].values;
     assert_eq!((v[0], v[48], v[96], v[96 + 7]), (10.0, 20.0, 30.0, 50.0));
-    let bgr = ImageOptions { bgr: true, mean: [1.0, 2.0, 3.0], scale: 0.5 };
+    let bgr = ImageOptions { bgr: true, mean: [1.0, 2.0, 3.0], scale: 0.5, letterbox: false };
     let v = &input::load_dir(&dir, &[1, 3, 6, 8], &bgr).unwrap()[0].values;
     assert_eq!((v[0], v[48], v[96]), ((30.0 - 1.0) * 0.5, (20.0 - 2.0) * 0.5, (10.0 - 3.0) * 0.5));
     let small = input::load_dir(&dir, &[1, 3, 3, 4], &ImageOptions::default()).unwrap();
     assert_eq!(small[0].values.len(), 36);
     assert_eq!(small[0].values[0], 10.0);
+    // Letterboxed into a square: scaled 2x to 16x12, the 4 rows below zero.
+    let boxed = ImageOptions { letterbox: true, ..ImageOptions::default() };
+    let v = &input::load_dir(&dir, &[1, 3, 16, 16], &boxed).unwrap()[0].values;
+    assert_eq!((v[0], v[256], v[512], v[512 + 15]), (10.0, 20.0, 30.0, 50.0));
+    assert!(v[12 * 16..16 * 16].iter().all(|&x| x == 0.0));
 }

@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn synthetic_input_is_deterministic_and_preprocessed() {
-        let options = ImageOptions { bgr: false, mean: [127.5; 3], scale: 1.0 / 128.0 };
+        let options = ImageOptions { bgr: false, mean: [127.5; 3], scale: 1.0 / 128.0, letterbox: false };
         let a = synthetic(&[1, 4, 4, 3], &options);
         assert_eq!(a, synthetic(&[1, 4, 4, 3], &options));
         assert_eq!(a.len(), 48);

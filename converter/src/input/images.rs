@@ -4,6 +4,9 @@ use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
 use image::imageops::FilterType;
+use image::RgbImage;
+use kiln_face::letterbox::letterbox;
+use kiln_face::{ChannelOrder, ImageView};
 
 use crate::calibrate::Range;
 
@@ -18,11 +21,15 @@ pub struct ImageOptions {
     pub mean: [f32; 3],
     /// Multiplier applied after the mean.
     pub scale: f32,
+    /// Keep the aspect ratio: scale the image to fit the input and pad the
+    /// right or bottom with zeros, as detectors see photos (YuNet),
+    /// instead of stretching it to the input's shape.
+    pub letterbox: bool,
 }
 
 impl Default for ImageOptions {
     fn default() -> Self {
-        ImageOptions { bgr: false, mean: [0.0; 3], scale: 1.0 }
+        ImageOptions { bgr: false, mean: [0.0; 3], scale: 1.0, letterbox: false }
     }
 }
 
@@ -49,6 +56,9 @@ pub(super) fn read(path: &Path, shape: &[usize], options: &ImageOptions) -> Resu
         anyhow::bail!("images feed inputs of shape [1, 3, H, W]; this model takes {shape:?}: use .npy files")
     };
     let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
+    if options.letterbox {
+        return Ok(letterboxed(&img, w, h, options));
+    }
     let img = if img.dimensions() == (w as u32, h as u32) {
         img
     } else {
@@ -65,4 +75,21 @@ pub(super) fn read(path: &Path, shape: &[usize], options: &ImageOptions) -> Resu
         }
     }
     Ok(values)
+}
+
+/// `img` letterboxed into an `h` × `w` NCHW tensor by kiln-face, exactly as
+/// the face pipeline prepares the detector's input.
+fn letterboxed(img: &RgbImage, w: usize, h: usize, options: &ImageOptions) -> Vec<f32> {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let view = ImageView::new(iw, ih, ChannelOrder::Rgb, img.as_raw()).expect("an RgbImage holds w*h*3 bytes");
+    let order = if options.bgr { ChannelOrder::Bgr } else { ChannelOrder::Rgb };
+    let mut nhwc = vec![0.0; h * w * 3];
+    letterbox(&view, &mut nhwc, w, h, order, &mut Vec::new());
+    let mut values = vec![0.0; 3 * h * w];
+    for (i, px) in nhwc.chunks_exact(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            values[c * h * w + i] = (v - options.mean[c]) * options.scale;
+        }
+    }
+    values
 }

@@ -26,7 +26,7 @@ pub fn sface() -> PathBuf {
 /// A folder of the repository's test data, or `$var` when set.
 fn data_dir(var: &str, default: &str) -> PathBuf {
     let dir = std::env::var_os(var).map_or_else(|| root().join(default), PathBuf::from);
-    assert!(dir.is_dir(), "test data not found at {}: set {var} to a folder of 112x112 face PNGs", dir.display());
+    assert!(dir.is_dir(), "test data not found at {}: set {var} to the folder {default} of a checkout", dir.display());
     dir
 }
 
@@ -40,6 +40,19 @@ pub fn faces() -> PathBuf {
 /// `tests/data/calibration`).
 pub fn calibration_faces() -> PathBuf {
     data_dir("KILN_CALIBRATION", "tests/data/calibration")
+}
+
+/// The photos that YuNet is calibrated on (`$KILN_DETECTOR_CALIBRATION`,
+/// default `tests/data/detector-calibration`).
+pub fn detector_calibration() -> PathBuf {
+    data_dir("KILN_DETECTOR_CALIBRATION", "tests/data/detector-calibration")
+}
+
+/// A photo that `models/fetch` put into `models/cache/photos`.
+pub fn photo(name: &str) -> PathBuf {
+    let path = root().join("models/cache/photos").join(name);
+    assert!(path.exists(), "{} is missing: run `models/fetch` at the workspace root first", path.display());
+    path
 }
 
 /// Cosine similarity.

@@ -1,0 +1,188 @@
+//! `kiln face`: detect, embed and verify faces in photos with the int8
+//! YuNet and SFace models, through kiln-face (the same code a board runs).
+
+mod draw;
+mod models;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use kiln_face::{
+    align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, KilnYunet, CROP, SFACE_SAME_PERSON,
+};
+use kiln_runtime::{Model, Session};
+
+pub use models::ModelArgs;
+
+/// What `kiln face` does.
+#[derive(Subcommand)]
+pub enum FaceCommand {
+    /// Find the faces in a photo and print their boxes, landmarks and scores.
+    Detect {
+        /// The photo (PNG or JPEG).
+        photo: PathBuf,
+        /// Also write the photo with boxes and landmarks drawn (PNG or JPEG).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        options: FaceArgs,
+    },
+    /// Print the embedding of the one face in a photo.
+    Embed {
+        /// The photo: it must show exactly one face.
+        photo: PathBuf,
+        #[command(flatten)]
+        options: FaceArgs,
+    },
+    /// Say whether two photos, one face each, show the same person.
+    Verify {
+        /// The first photo.
+        a: PathBuf,
+        /// The second photo.
+        b: PathBuf,
+        #[command(flatten)]
+        options: FaceArgs,
+    },
+}
+
+/// Models and thresholds shared by the face commands.
+#[derive(Args, Clone, Debug)]
+pub struct FaceArgs {
+    #[command(flatten)]
+    models: ModelArgs,
+    /// Smallest detector score (0..1) that counts as a face.
+    #[arg(long, default_value_t = DetectOptions::default().score_threshold)]
+    score_threshold: f32,
+}
+
+impl FaceArgs {
+    fn detect_options(&self) -> Result<DetectOptions> {
+        let t = self.score_threshold;
+        anyhow::ensure!((0.0..=1.0).contains(&t), "--score-threshold must be between 0 and 1, not {t}");
+        Ok(DetectOptions { score_threshold: t, ..DetectOptions::default() })
+    }
+}
+
+/// Runs one `kiln face` command.
+pub fn run(command: &FaceCommand) -> Result<()> {
+    match command {
+        FaceCommand::Detect { photo, output, options } => detect(photo, output.as_deref(), options),
+        FaceCommand::Embed { photo, options } => {
+            let embedding = Pipeline::embed_one(options, photo)?;
+            let values: Vec<String> = embedding.iter().map(|v| format!("{v:.6}")).collect();
+            println!("[{}]", values.join(", "));
+            Ok(())
+        }
+        FaceCommand::Verify { a, b, options } => verify(a, b, options),
+    }
+}
+
+fn detect(photo: &Path, output: Option<&Path>, args: &FaceArgs) -> Result<()> {
+    let detector = Model::open(args.models.detector()?)?;
+    let mut detector = Detector::new(Session::new(&detector)?)?;
+    let mut img = read_photo(photo)?;
+    let faces = detector.detect(&view(&img), &args.detect_options()?)?;
+    println!("{}: {} face{}", photo.display(), faces.len(), if faces.len() == 1 { "" } else { "s" });
+    for (i, f) in faces.iter().enumerate() {
+        let marks: Vec<String> = f.landmarks.iter().map(|[x, y]| format!("({x:.1}, {y:.1})")).collect();
+        println!(
+            "  face {i}: score {:.3}, box x {:.1} y {:.1} w {:.1} h {:.1}, landmarks {}",
+            f.score,
+            f.x,
+            f.y,
+            f.width,
+            f.height,
+            marks.join(" ")
+        );
+    }
+    if let Some(out) = output {
+        draw::annotate(&mut img, faces);
+        img.save(out).with_context(|| format!("cannot write {}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn verify(a: &Path, b: &Path, args: &FaceArgs) -> Result<()> {
+    let detector = Model::open(args.models.detector()?)?;
+    let embedder = Model::open(args.models.embedder()?)?;
+    let mut pipeline = Pipeline::new(&detector, &embedder)?;
+    let options = args.detect_options()?;
+    let ea = pipeline.embed_photo(a, &options)?;
+    let eb = pipeline.embed_photo(b, &options)?;
+    let similarity = cosine(&ea, &eb);
+    let verdict = if similarity >= SFACE_SAME_PERSON { "same" } else { "different" };
+    println!("{verdict}: cosine similarity {similarity:.4} (same person at >= {SFACE_SAME_PERSON})");
+    Ok(())
+}
+
+/// Detector and embedder sessions, made once for several photos.
+struct Pipeline<'m> {
+    detector: Detector<KilnYunet<'m>>,
+    embedder: Embedder<'m>,
+}
+
+impl<'m> Pipeline<'m> {
+    fn new(detector: &'m Model<'m>, embedder: &'m Model<'m>) -> Result<Self> {
+        Ok(Pipeline {
+            detector: Detector::new(Session::new(detector)?)?,
+            embedder: Embedder::new(Session::new(embedder)?)?,
+        })
+    }
+
+    fn embed_one(args: &FaceArgs, photo: &Path) -> Result<Vec<f32>> {
+        let detector = Model::open(args.models.detector()?)?;
+        let embedder = Model::open(args.models.embedder()?)?;
+        Pipeline::new(&detector, &embedder)?.embed_photo(photo, &args.detect_options()?)
+    }
+
+    /// The embedding of the one face in `photo`.
+    fn embed_photo(&mut self, photo: &Path, options: &DetectOptions) -> Result<Vec<f32>> {
+        let img = read_photo(photo)?;
+        let view = view(&img);
+        let face = one_face(photo, self.detector.detect(&view, options)?, options)?;
+        let face = self.detector.refine(&view, &face, options)?;
+        let mut crop = [0u8; CROP * CROP * 3];
+        align(&view, &face.landmarks, &mut crop)
+            .with_context(|| format!("{}: the face's landmarks coincide; it cannot be aligned", photo.display()))?;
+        let mut embedding = vec![0.0; self.embedder.dims()];
+        self.embedder.embed(&crop, &mut embedding)?;
+        Ok(embedding)
+    }
+}
+
+/// The only face of `faces`, or an error that says what was found.
+fn one_face(photo: &Path, faces: &[Face], options: &DetectOptions) -> Result<Face> {
+    match faces {
+        [face] => Ok(*face),
+        [] => bail!(
+            "no face found in {} (no detection scored {} or more): use a photo where a face is visible, \
+             or lower --score-threshold",
+            photo.display(),
+            options.score_threshold
+        ),
+        many => {
+            let scores: Vec<String> = many.iter().map(|f| format!("{:.2}", f.score)).collect();
+            bail!(
+                "{} shows {} faces (scores {}), this command needs exactly one: crop the photo to one face \
+                 (`kiln face detect` lists them)",
+                photo.display(),
+                many.len(),
+                scores.join(", ")
+            )
+        }
+    }
+}
+
+fn read_photo(path: &Path) -> Result<image::RgbImage> {
+    anyhow::ensure!(path.exists(), "photo {} does not exist", path.display());
+    let img = image::open(path)
+        .with_context(|| format!("cannot read {} as an image: give a PNG or JPEG photo", path.display()))?;
+    Ok(img.to_rgb8())
+}
+
+fn view(img: &image::RgbImage) -> ImageView<'_> {
+    ImageView::new(img.width() as usize, img.height() as usize, ChannelOrder::Rgb, img.as_raw())
+        .expect("an RgbImage holds width * height * 3 bytes")
+}
