@@ -39,22 +39,24 @@ const SINGLE: [&str; 9] = [
 ];
 const SOLVAY: &str = "solvay_conference_1927.jpg";
 
-fn converted(model: &Path, calib: &Path, options: &ImageOptions) -> AlignedBytes {
-    let (bytes, _) = kiln_converter::convert(model, calib, options, Method::Mse, |_, _| {}).unwrap();
+fn converted(model: &Path, calib: &Path, options: &ImageOptions, ranges: Method) -> AlignedBytes {
+    let (bytes, _) = kiln_converter::convert(model, calib, options, ranges, |_, _| {}).unwrap();
     AlignedBytes::copy_of(&bytes)
 }
 
 fn yunet_int8() -> Model<'static> {
     static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
     let options = ImageOptions { bgr: true, letterbox: true, ..ImageOptions::default() };
-    let bytes = BYTES.get_or_init(|| converted(&common::model(YUNET), &common::detector_calibration(), &options));
+    let bytes = BYTES
+        .get_or_init(|| converted(&common::model(YUNET), &common::detector_calibration(), &options, Method::MinMax));
     Model::from_bytes(bytes).unwrap()
 }
 
 fn sface_int8() -> Model<'static> {
     static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
-    let bytes =
-        BYTES.get_or_init(|| converted(&common::sface(), &common::calibration_faces(), &ImageOptions::default()));
+    let bytes = BYTES.get_or_init(|| {
+        converted(&common::sface(), &common::calibration_faces(), &ImageOptions::default(), Method::Mse)
+    });
     Model::from_bytes(bytes).unwrap()
 }
 
