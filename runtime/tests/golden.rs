@@ -50,12 +50,10 @@ struct Case {
     runs: Vec<Vec<Vec<f32>>>,
 }
 
-/// The cases. To add a model file (e.g. SFace once the converter writes it):
-/// `Case { name: "sface", model: std::fs::read(path)?, runs: pixel_runs(&model, &[..]) }`,
-/// or real images as the runs, then bless once.
+/// The cases: a generated model, and the real models of `KILN_GOLDEN_DIR`.
 fn cases() -> Vec<Case> {
     let small = support::small_net_tapped(7);
-    let runs = pixel_runs(&small, &[1, 2, 3]);
+    let runs = pixel_runs(&input_dims(&small), &[1, 2, 3]);
     let name = "small_net_tapped_seed7".to_string();
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden").join(format!("{name}.txt"));
     let mut cases = vec![Case { name, golden, committed: true, model: small, runs }];
@@ -63,6 +61,13 @@ fn cases() -> Vec<Case> {
         cases.extend(cases_in(&PathBuf::from(dir)));
     }
     cases
+}
+
+/// The shape of each graph input of the model file `model`.
+fn input_dims(model: &[u8]) -> Vec<Vec<usize>> {
+    let file = AlignedBytes::copy_of(model);
+    let model = Model::from_bytes(&file).expect("a case's model loads");
+    model.inputs().map(|t| t.shape.dims().to_vec()).collect()
 }
 
 /// The `.kiln` files of `dir` (see the module doc); at least one.
@@ -76,21 +81,19 @@ fn cases_in(dir: &std::path::Path) -> Vec<Case> {
         .into_iter()
         .map(|path| {
             let model = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let mut runs = face_runs(&model);
-            runs.extend(pixel_runs(&model, &[1]));
+            let dims = input_dims(&model);
+            let mut runs = face_runs(&dims);
+            runs.extend(pixel_runs(&dims, &[1]));
             let golden = path.with_extension("txt");
             Case { name: path.display().to_string(), golden, committed: false, model, runs }
         })
         .collect()
 }
 
-/// A real face crop (NHWC, RGB 0..255) for a model whose one input is
-/// 112x112x3, like SFace; none for other models.
-fn face_runs(model: &[u8]) -> Vec<Vec<Vec<f32>>> {
-    let file = AlignedBytes::copy_of(model);
-    let model = Model::from_bytes(&file).expect("a case's model loads");
-    let dims: Vec<usize> = model.inputs().map(|t| t.shape.dims().to_vec()).collect::<Vec<_>>().concat();
-    if dims != [1, 112, 112, 3] {
+/// A real face crop (NHWC, RGB 0..255) for a model whose one input
+/// (shapes `dims`) is 112x112x3, like SFace; none for other models.
+fn face_runs(dims: &[Vec<usize>]) -> Vec<Vec<Vec<f32>>> {
+    if dims != [vec![1, 112, 112, 3]] {
         return Vec::new();
     }
     let faces = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/faces112");
@@ -109,10 +112,8 @@ fn rgb_png(path: &std::path::Path) -> Vec<f32> {
 
 /// Runs with pseudo-random pixels (0..=255) in every input, one run per
 /// seed, plus an all-black and an all-white run (saturating edges).
-fn pixel_runs(model: &[u8], seeds: &[u64]) -> Vec<Vec<Vec<f32>>> {
-    let file = AlignedBytes::copy_of(model);
-    let model = Model::from_bytes(&file).expect("a case's model loads");
-    let sizes: Vec<usize> = model.inputs().map(|t| t.shape.elements()).collect();
+fn pixel_runs(dims: &[Vec<usize>], seeds: &[u64]) -> Vec<Vec<Vec<f32>>> {
+    let sizes: Vec<usize> = dims.iter().map(|d| d.iter().product()).collect();
     let random = seeds.iter().map(|&seed| {
         let mut rng = support::Rng(seed);
         sizes.iter().map(|&n| (0..n).map(|_| (rng.next() % 256) as f32).collect()).collect()

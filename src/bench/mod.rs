@@ -18,7 +18,7 @@ use kiln_converter::reference::Reference;
 use kiln_runtime::{Isa, Model, Session, SessionOptions};
 
 use crate::inputs::InputArgs;
-use crate::run::cosine;
+use crate::run::{cosine, open_model};
 use stats::Stats;
 
 /// The options of `kiln bench`.
@@ -65,7 +65,7 @@ struct Contender<'a> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
     let levels = levels(&args.isa)?;
-    let model = Model::open(&args.model)?;
+    let model = open_model(&args.model)?;
     ensure!(
         model.inputs().len() == 1,
         "{} has {} inputs; kiln bench times models with one input",

@@ -13,6 +13,8 @@ use kiln_face::{
 };
 use kiln_runtime::{Model, Session};
 
+use crate::run::open_model;
+
 pub use models::ModelArgs;
 
 /// What `kiln face` does.
@@ -79,7 +81,7 @@ pub fn run(command: &FaceCommand) -> Result<()> {
 }
 
 fn detect(photo: &Path, output: Option<&Path>, args: &FaceArgs) -> Result<()> {
-    let detector = Model::open(args.models.detector()?)?;
+    let detector = open_model(&args.models.detector()?)?;
     let mut detector = Detector::new(Session::new(&detector)?)?;
     let mut img = read_photo(photo)?;
     let faces = detector.detect(&view(&img), &args.detect_options()?)?;
@@ -105,8 +107,8 @@ fn detect(photo: &Path, output: Option<&Path>, args: &FaceArgs) -> Result<()> {
 }
 
 fn verify(a: &Path, b: &Path, args: &FaceArgs) -> Result<()> {
-    let detector = Model::open(args.models.detector()?)?;
-    let embedder = Model::open(args.models.embedder()?)?;
+    let detector = open_model(&args.models.detector()?)?;
+    let embedder = open_model(&args.models.embedder()?)?;
     let mut pipeline = Pipeline::new(&detector, &embedder)?;
     let options = args.detect_options()?;
     let ea = pipeline.embed_photo(a, &options)?;
@@ -132,8 +134,8 @@ impl<'m> Pipeline<'m> {
     }
 
     fn embed_one(args: &FaceArgs, photo: &Path) -> Result<Vec<f32>> {
-        let detector = Model::open(args.models.detector()?)?;
-        let embedder = Model::open(args.models.embedder()?)?;
+        let detector = open_model(&args.models.detector()?)?;
+        let embedder = open_model(&args.models.embedder()?)?;
         Pipeline::new(&detector, &embedder)?.embed_photo(photo, &args.detect_options()?)
     }
 
