@@ -7,10 +7,12 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_converter::calibrate::Method;
 use kiln_converter::input::ImageOptions;
+use kiln_converter::Conversion;
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::Model;
 
 use crate::inputs::InputArgs;
+use crate::prune::PruneArgs;
 
 /// A progress bar for `len` steps of `what`.
 pub fn progress(len: usize, what: &str) -> ProgressBar {
@@ -38,13 +40,22 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
     }
 }
 
-/// Converts `model` with calibration inputs from `calib` and writes `output`.
-pub fn run(model: &Path, output: &Path, calib: &Path, method: Method, args: &InputArgs) -> Result<()> {
+/// Converts `model` with calibration inputs from `calib`, pruned as `prune`
+/// says, and writes `output`.
+pub fn run(
+    model: &Path,
+    output: &Path,
+    calib: &Path,
+    method: Method,
+    args: &InputArgs,
+    prune: &PruneArgs,
+) -> Result<()> {
     let start = Instant::now();
-    let (bytes, calibrated_on) = convert(model, calib, &args.image_options()?, method)?;
-    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    let done = convert_with(model, calib, &args.image_options()?, method, prune.options()?.as_ref())?;
+    let (bytes, calibrated_on) = (&done.bytes, done.samples);
+    std::fs::write(output, bytes).with_context(|| format!("cannot write {}", output.display()))?;
 
-    let aligned = AlignedBytes::copy_of(&bytes);
+    let aligned = AlignedBytes::copy_of(bytes);
     let info = Model::from_bytes(&aligned)?.info();
     let onnx_bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -61,14 +72,29 @@ pub fn run(model: &Path, output: &Path, calib: &Path, method: Method, args: &Inp
         info.arena_bytes,
         info.activation_bytes
     );
+    if let Some(report) = &done.pruning {
+        crate::prune::print_report(report, bytes.len(), done.unpruned_bytes);
+    }
     Ok(())
 }
 
 /// The `.kiln` bytes of `model` calibrated on the inputs in `calib` with
 /// ranges chosen by `method`, with a progress bar, and how many inputs that was.
 pub fn convert(model: &Path, calib: &Path, options: &ImageOptions, method: Method) -> Result<(Vec<u8>, usize)> {
+    let done = convert_with(model, calib, options, method, None)?;
+    Ok((done.bytes, done.samples))
+}
+
+/// [`convert`], pruned first when `prune` is given.
+fn convert_with(
+    model: &Path,
+    calib: &Path,
+    options: &ImageOptions,
+    method: Method,
+    prune: Option<&kiln_converter::prune::Options>,
+) -> Result<Conversion> {
     let bar = progress(0, "calibrating");
-    let converted = kiln_converter::convert(model, calib, options, method, |done, total| {
+    let converted = kiln_converter::convert_pruned(model, calib, options, method, prune, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });

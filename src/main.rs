@@ -11,7 +11,9 @@ mod face;
 mod inputs;
 mod inspect;
 mod layers;
+mod prune;
 mod run;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,8 @@ enum Command {
         ranges: Method,
         #[command(flatten)]
         inputs: InputArgs,
+        #[command(flatten)]
+        prune: prune::PruneArgs,
     },
     /// Run a .kiln model on images or .npy tensors and print its outputs.
     Run {
@@ -86,6 +90,9 @@ enum Command {
     /// Time a .kiln model at every kernel level against tract fp32 on the
     /// same ONNX model, in one run and on one thread.
     Bench(bench::BenchArgs),
+    /// Prune at several ratios and print accuracy, cost and speed of each,
+    /// with and without recovery; also draws them (SVG).
+    Sweep(sweep::SweepArgs),
     /// Face recognition from photos: detect (YuNet), embed (SFace), verify.
     Face {
         #[command(subcommand)]
@@ -96,13 +103,14 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match Cli::parse().command {
-        Command::Convert { model, output, calib, ranges, inputs } => {
-            convert::run(&model, &output, &calib, ranges, &inputs)
+        Command::Convert { model, output, calib, ranges, inputs, prune } => {
+            convert::run(&model, &output, &calib, ranges, &inputs, &prune)
         }
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
         Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
         Command::Bench(args) => bench::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Face { command } => face::run(&command),
     };
     match result {

@@ -10,6 +10,7 @@
 // The workspace lint guards the no_std runtime; this is a std host tool.
 #![allow(clippy::std_instead_of_core)]
 
+pub mod bias_correction;
 pub mod calibrate;
 pub mod import;
 pub mod input;
@@ -17,6 +18,7 @@ pub mod ir;
 pub mod lower;
 pub mod passes;
 pub mod plan;
+pub mod prune;
 pub mod quantize;
 pub mod reference;
 
@@ -33,8 +35,9 @@ pub fn load_ir(path: &Path) -> anyhow::Result<(import::OnnxModel, ir::Graph)> {
 
 /// Converts the ONNX model at `path` to the bytes of an int8 `.kiln` file,
 /// calibrated on every input in the folder `calib` (read with `options`),
-/// with activation ranges chosen by `method`. Returns the bytes and how many inputs calibration used; `progress` is
-/// called after each input with (done, total).
+/// with activation ranges chosen by `method`. Returns the bytes and how many
+/// inputs calibration used; `progress` is called after each input with
+/// (done, total).
 pub fn convert(
     path: &Path,
     calib: &Path,
@@ -42,15 +45,65 @@ pub fn convert(
     method: calibrate::Method,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<(Vec<u8>, usize)> {
+    let done = convert_pruned(path, calib, options, method, None, progress)?;
+    Ok((done.bytes, done.samples))
+}
+
+/// What [`convert_pruned`] made.
+pub struct Conversion {
+    /// The `.kiln` file.
+    pub bytes: Vec<u8>,
+    /// How many calibration inputs it used.
+    pub samples: usize,
+    /// What pruning did, if it was asked for.
+    pub pruning: Option<prune::Report>,
+    /// The size of the file without pruning (ranges do not change it).
+    pub unpruned_bytes: usize,
+}
+
+/// [`convert`], pruning the model first when `prune` is given (scored and
+/// recovered on the calibration inputs). A pruned model no longer computes
+/// the ONNX model's tensors, so its ranges come from the IR interpreter
+/// instead of tract.
+pub fn convert_pruned(
+    path: &Path,
+    calib: &Path,
+    options: &input::ImageOptions,
+    method: calibrate::Method,
+    prune: Option<&prune::Options>,
+    progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Conversion> {
     use anyhow::Context;
-    let (onnx, graph) = load_ir(path)?;
+    let (onnx, mut graph) = load_ir(path)?;
     log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
     let samples = input::load_dir(calib, &onnx.input_shape, options)
         .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
-    let ranges = calibrate::calibrate(&onnx, &graph, &samples, method, progress)?;
+    let unpruned = graph.clone();
+    let inputs: Vec<Vec<f32>> = match prune {
+        Some(_) => samples.iter().map(|s| ir::layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect(),
+        None => Vec::new(),
+    };
+    let pruning = prune.map(|options| prune::prune(&mut graph, &inputs, options)).transpose()?;
+    let pruned = pruning.as_ref().is_some_and(prune::Report::pruned_any);
+    let ranges = if pruned {
+        calibrate::calibrate_ir(&graph, &samples, &onnx.input_shape, method, progress)?
+    } else {
+        calibrate::calibrate(&onnx, &graph, &samples, method, progress)?
+    };
     // Images have a known domain (every pixel value), which quantizes the
     // input exactly; .npy tensors use their calibrated range.
     let images = samples.iter().all(|s| !s.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
-    let bytes = quantize::quantize(&graph, &ranges, images.then(|| options.value_range()))?;
-    Ok((bytes, samples.len()))
+    let input_range = images.then(|| options.value_range());
+    let mut bytes = quantize::quantize(&graph, &ranges, input_range)?;
+    if pruned && prune.is_some_and(|p| p.bias_correction) {
+        let layers = bias_correction::correct(&mut graph, &bytes, &inputs)?;
+        log::info!("bias correction: {layers} layers");
+        bytes = quantize::quantize(&graph, &ranges, input_range)?;
+    }
+    // Pruning keeps tensor ids, so the ranges fit the unpruned graph too.
+    let unpruned_bytes = match &pruning {
+        Some(_) => quantize::quantize(&unpruned, &ranges, input_range)?.len(),
+        None => bytes.len(),
+    };
+    Ok(Conversion { bytes, samples: samples.len(), pruning, unpruned_bytes })
 }

@@ -12,18 +12,6 @@ use kiln_converter::reference::Reference;
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::{Model, Session};
 
-/// OpenCV's same-person threshold for SFace's cosine similarity.
-const SAME_PERSON: f64 = 0.363;
-
-fn person(sample: &Sample) -> String {
-    let name = sample.path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
-    if name.starts_with("obama") {
-        "obama".into()
-    } else {
-        name
-    }
-}
-
 #[test]
 fn int8_sface_matches_fp32() {
     let onnx = common::sface();
@@ -72,23 +60,8 @@ fn int8_sface_matches_fp32() {
     assert!(mean >= 0.99, "mean cosine {mean:.5}");
     assert!(min >= 0.98, "min cosine {min:.5}");
 
-    let (mut pairs, mut agree, mut same) = (0, 0, 0);
-    for i in 0..faces.len() {
-        for j in i + 1..faces.len() {
-            let (cf, cq) = (common::cosine(&float[i], &float[j]), common::cosine(&int8[i], &int8[j]));
-            let (fp32, q) = (cf >= SAME_PERSON, cq >= SAME_PERSON);
-            if fp32 != q {
-                eprintln!(
-                    "  disagree: {} ~ {}: fp32 {cf:.4}, int8 {cq:.4}",
-                    faces[i].path.display(),
-                    faces[j].path.display()
-                );
-            }
-            pairs += 1;
-            agree += usize::from(fp32 == q);
-            same += usize::from(person(faces[i]) == person(faces[j]));
-        }
-    }
+    let paths: Vec<&std::path::Path> = faces.iter().map(|f| f.path.as_path()).collect();
+    let (pairs, agree, same) = common::pair_agreement(&paths, &float, &int8);
     eprintln!("same/different decisions agree on {agree} of {pairs} pairs ({same} same-person pairs)");
     assert_eq!((pairs, same), (276, 10));
     // One pair sits within 0.007 of the threshold (solvay 03 ~ 04, fp32

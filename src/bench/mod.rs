@@ -6,7 +6,7 @@
 
 mod input;
 mod profile;
-mod stats;
+pub(crate) mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// The float ONNX model it came from: adds tract fp32 to the table.
     #[arg(long)]
     onnx: Option<PathBuf>,
+    /// Another .kiln file with the same input (e.g. the unpruned model):
+    /// adds it, at the best kernel level, to the table.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// The input: an image or a .npy tensor. Default: a face crop from
     /// tests/data/faces112 for 112x112 models, else a deterministic
     /// synthetic input.
@@ -55,10 +59,28 @@ pub struct BenchArgs {
 }
 
 /// One contender: a name and one inference (input set, run, output read).
-struct Contender<'a> {
-    name: String,
-    infer: Box<dyn FnMut() -> Result<()> + 'a>,
-    samples: Vec<f64>,
+pub(crate) struct Contender<'a> {
+    pub name: String,
+    pub infer: Box<dyn FnMut() -> Result<()> + 'a>,
+    pub samples: Vec<f64>,
+}
+
+impl<'a> Contender<'a> {
+    /// `session` run on `input` (kiln layout), its outputs read into `outputs`.
+    pub fn kiln(name: String, session: &'a mut Session<'_>, input: &'a [f32], outputs: &'a mut [Vec<f32>]) -> Self {
+        Contender {
+            name,
+            infer: Box::new(move || {
+                session.set_input_f32(0, input)?;
+                session.run();
+                for (i, out) in outputs.iter_mut().enumerate() {
+                    session.output_f32(i, out)?;
+                }
+                Ok(())
+            }),
+            samples: Vec::new(),
+        }
+    }
 }
 
 /// Runs the benchmark and prints the table.
@@ -93,21 +115,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let mut float_out = Vec::new();
 
+    let baseline = args.baseline.as_deref().map(open_model).transpose()?;
+    let mut baseline_session = baseline.as_ref().map(Session::new).transpose()?;
+    let mut baseline_out: Vec<Vec<f32>> = output_lens.iter().map(|&n| vec![0f32; n]).collect();
     let mut contenders: Vec<Contender<'_>> = Vec::new();
     for ((isa, session), outs) in sessions.iter_mut().zip(&mut outputs) {
-        let nhwc = &sample.kiln;
-        contenders.push(Contender {
-            name: format!("kiln int8 {isa}"),
-            infer: Box::new(move || {
-                session.set_input_f32(0, nhwc)?;
-                session.run();
-                for (i, out) in outs.iter_mut().enumerate() {
-                    session.output_f32(i, out)?;
-                }
-                Ok(())
-            }),
-            samples: Vec::new(),
-        });
+        contenders.push(Contender::kiln(format!("kiln int8 {isa}"), session, &sample.kiln, outs));
+    }
+    if let Some(session) = &mut baseline_session {
+        ensure!(
+            baseline
+                .as_ref()
+                .is_some_and(|b| b.inputs().next().map(|i| i.shape) == model.inputs().next().map(|i| i.shape)),
+            "the baseline {} takes a different input than {}",
+            args.baseline.as_deref().unwrap_or(Path::new("")).display(),
+            args.model.display()
+        );
+        println!("baseline: {}", args.baseline.as_deref().unwrap_or(Path::new("")).display());
+        contenders.push(Contender::kiln(BASELINE.into(), session, &sample.kiln, &mut baseline_out));
     }
     if let Some(reference) = &reference {
         let (nchw, out) = (&sample.onnx, &mut float_out);
@@ -123,7 +148,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     time(&mut contenders, args.warmup, args.runs)?;
     let timings: Vec<(String, Vec<f64>)> = contenders.into_iter().map(|c| (c.name, c.samples)).collect();
 
-    print_table(&timings, macs);
+    print_table(&timings, macs, baseline.as_ref().map(profile::macs));
     print_agreement(&levels, &outputs, &float_out, &model);
     if let Some(threads) = threads() {
         println!("threads in this process: {threads}");
@@ -156,9 +181,12 @@ fn levels(asked: &[String]) -> Result<Vec<Isa>> {
         .collect()
 }
 
+/// The name of the `--baseline` model's row.
+const BASELINE: &str = "baseline int8 auto";
+
 /// Warms every contender up, then times `runs` rounds; each round runs
 /// every contender once, starting one further along each time.
-fn time(contenders: &mut [Contender<'_>], warmup: usize, runs: usize) -> Result<()> {
+pub(crate) fn time(contenders: &mut [Contender<'_>], warmup: usize, runs: usize) -> Result<()> {
     for c in contenders.iter_mut() {
         for _ in 0..warmup {
             (c.infer)().with_context(|| format!("{} failed", c.name))?;
@@ -177,9 +205,14 @@ fn time(contenders: &mut [Contender<'_>], warmup: usize, runs: usize) -> Result<
 }
 
 /// Medians, spread, throughput and ratios, one row per contender.
-fn print_table(timings: &[(String, Vec<f64>)], macs: u64) {
+/// `baseline_macs` is the `--baseline` model's count, `macs` everyone else's.
+fn print_table(timings: &[(String, Vec<f64>)], macs: u64, baseline_macs: Option<u64>) {
     let stats: Vec<Stats> = timings.iter().map(|(_, s)| Stats::of(s)).collect();
-    let tract = timings.iter().position(|(n, _)| n == "tract fp32").map(|i| stats[i].median);
+    let median = |name: &str| timings.iter().position(|(n, _)| n == name).map(|i| stats[i].median);
+    let peers: Vec<(&str, f64)> = [("tract / this", "tract fp32"), ("baseline / this", BASELINE)]
+        .into_iter()
+        .filter_map(|(column, row)| Some((column, median(row)?)))
+        .collect();
     let best = timings
         .iter()
         .zip(&stats)
@@ -188,20 +221,15 @@ fn print_table(timings: &[(String, Vec<f64>)], macs: u64) {
         .fold(f64::INFINITY, f64::min);
     let runs = timings.first().map_or(0, |(_, s)| s.len());
     println!("{runs} timed runs each, one thread, interleaved; ms per inference (f32 input set, run, f32 output read)");
-    println!(
-        "{:<22} {:>10} {:>9} {:>9} {:>8} {:>17} {:>14}",
-        "contender", "median ms", "min ms", "p90 ms", "GMAC/s", "tract / this", "this / best"
-    );
+    print!("{:<22} {:>10} {:>9} {:>9} {:>8}", "contender", "median ms", "min ms", "p90 ms", "GMAC/s");
+    peers.iter().for_each(|(column, _)| print!(" {column:>17}"));
+    println!(" {:>14}", "this / best");
     for ((name, _), s) in timings.iter().zip(&stats) {
+        let macs = if name == BASELINE { baseline_macs.unwrap_or(macs) } else { macs };
         let gmacs = macs as f64 / (s.median * 1e6);
-        let vs_tract = tract.map_or("-".into(), |t| format!("{:.2}x", t / s.median));
-        println!(
-            "{name:<22} {:>10.3} {:>9.3} {:>9.3} {gmacs:>8.1} {vs_tract:>17} {:>13.2}x",
-            s.median,
-            s.min,
-            s.p90,
-            s.median / best
-        );
+        print!("{name:<22} {:>10.3} {:>9.3} {:>9.3} {gmacs:>8.1}", s.median, s.min, s.p90);
+        peers.iter().for_each(|(_, peer)| print!(" {:>17}", format!("{:.2}x", peer / s.median)));
+        println!(" {:>13.2}x", s.median / best);
     }
     println!(
         "({:.1} M multiply-accumulates per inference in convolutions and fully connected layers)",

@@ -12,7 +12,7 @@ use self::clip::Histogram;
 
 use crate::import::OnnxModel;
 use crate::input::Sample;
-use crate::ir::{Graph, TensorId};
+use crate::ir::{eval, layout, Graph, TensorId};
 use crate::reference::Reference;
 
 /// Observed `[min, max]` of one tensor.
@@ -49,54 +49,92 @@ pub enum Method {
 
 /// Ranges of every tensor of `graph` (indexed by [`TensorId`]; `None` for
 /// dead tensors) over `samples` (ONNX layout), chosen by `method` (the graph
-/// input always keeps its min/max). `progress` is called after each run of
-/// the float model with (done, total), for a progress bar.
+/// input always keeps its min/max), with the float values of the original
+/// model run by tract. `progress` is called after each float run with
+/// (done, total), for a progress bar.
 pub fn calibrate(
     model: &OnnxModel,
     graph: &Graph,
     samples: &[Sample],
     method: Method,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<Option<Range>>> {
+    let reference = Reference::for_graph(model, graph)?;
+    let ids: Vec<Vec<TensorId>> = reference
+        .names()
+        .iter()
+        .map(|name| (0..graph.tensors.len()).filter(|&t| graph.tensors[t].onnx_name.as_ref() == Some(name)).collect())
+        .collect();
+    let run = |sample: &Sample| -> Result<Vec<Option<Vec<f32>>>> {
+        let mut values = vec![None; graph.tensors.len()];
+        for (v, ids) in reference.run(&sample.values)?.into_iter().zip(&ids) {
+            for &t in ids {
+                values[t] = Some(v.clone());
+            }
+        }
+        Ok(values)
+    };
+    ranges(graph, samples, method, run, progress)
+}
+
+/// [`calibrate`] with the values of `graph` itself, run by the IR
+/// interpreter: for a graph that no longer computes the ONNX model's
+/// tensors (a pruned one). `samples` are in ONNX layout `onnx_shape`.
+pub fn calibrate_ir(
+    graph: &Graph,
+    samples: &[Sample],
+    onnx_shape: &[usize],
+    method: Method,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<Option<Range>>> {
+    let run = |sample: &Sample| eval::evaluate(graph, &layout::nchw_to_nhwc(&sample.values, onnx_shape));
+    ranges(graph, samples, method, run, progress)
+}
+
+/// The ranges of [`calibrate`] from `run`, which gives the float value of
+/// every tensor it can (indexed by tensor id) for one sample.
+fn ranges(
+    graph: &Graph,
+    samples: &[Sample],
+    method: Method,
+    run: impl Fn(&Sample) -> Result<Vec<Option<Vec<f32>>>>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Option<Range>>> {
     ensure!(!samples.is_empty(), "calibration needs at least one input");
-    let reference = Reference::for_graph(model, graph)?;
     let passes = if method == Method::MinMax { 1 } else { 2 };
     let total = passes * samples.len();
-    let mut by_name: Vec<Option<Range>> = vec![None; reference.names().len()];
-    let mut input = None::<Range>;
+    let mut seen: Vec<Option<Range>> = vec![None; graph.tensors.len()];
     for (done, sample) in samples.iter().enumerate() {
-        let values = reference.run(&sample.values)?;
-        for (range, v) in by_name.iter_mut().zip(&values) {
-            *range = Some(range.map_or(Range::of(v), |r| r.union(Range::of(v))));
+        for (range, v) in seen.iter_mut().zip(run(sample)?) {
+            if let Some(v) = v {
+                *range = Some(range.map_or(Range::of(&v), |r| r.union(Range::of(&v))));
+            }
         }
-        let r = Range::of(&sample.values);
-        input = Some(input.map_or(r, |i| i.union(r)));
         progress(done + 1, total);
     }
     if passes == 2 {
-        let mut histograms: Vec<Histogram> = by_name.iter().flatten().map(|&r| Histogram::new(r)).collect();
+        let mut histograms: Vec<Option<Histogram>> = seen.iter().map(|r| r.map(Histogram::new)).collect();
         for (done, sample) in samples.iter().enumerate() {
-            for (h, v) in histograms.iter_mut().zip(reference.run(&sample.values)?) {
-                h.add(&v);
+            for (h, v) in histograms.iter_mut().zip(run(sample)?) {
+                if let (Some(h), Some(v)) = (h, v) {
+                    h.add(&v);
+                }
             }
             progress(samples.len() + done + 1, total);
         }
-        for (range, h) in by_name.iter_mut().zip(&histograms) {
-            *range = Some(match method {
+        for (range, h) in seen.iter_mut().zip(&histograms) {
+            *range = h.as_ref().map(|h| match method {
                 Method::Percentile(tail) => h.percentile(tail),
                 _ => h.mse_optimal(),
             });
         }
     }
     let mut ranges: Vec<Option<Range>> = vec![None; graph.tensors.len()];
-    ranges[graph.input] = input;
+    ranges[graph.input] = samples.iter().map(|s| Range::of(&s.values)).reduce(Range::union);
     for node in &graph.nodes {
         let t: TensorId = node.output;
-        ranges[t] = match &graph.tensors[t].onnx_name {
-            Some(name) => {
-                let ix = reference.names().iter().position(|n| n == name);
-                ix.and_then(|i| by_name[i])
-            }
+        ranges[t] = match seen[t] {
+            Some(range) => Some(range),
             // Layout ops that lowering added keep their input's values.
             None if node.op.moves_data_only() => ranges[node.inputs[0]],
             None => bail!(

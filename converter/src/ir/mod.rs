@@ -5,6 +5,7 @@
 //! rank keep ONNX's axis order. Weights live inside their op, already in the
 //! layout the op documents. Nodes are in topological order.
 
+pub mod cost;
 pub mod eval;
 pub mod layout;
 mod shape;

@@ -61,3 +61,40 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }
+
+/// OpenCV's same-person threshold for SFace's cosine similarity.
+pub const SAME_PERSON: f64 = 0.363;
+
+/// Who a face crop shows: its file name before `_NN`, the Obama photos
+/// being one person.
+pub fn person(path: &std::path::Path) -> String {
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
+    if name.starts_with("obama") {
+        "obama".into()
+    } else {
+        name
+    }
+}
+
+/// Same/different decisions on every pair of `faces` at [`SAME_PERSON`]:
+/// `(pairs, pairs where `test` decides as `reference` does, same-person
+/// pairs)`; each disagreement is printed.
+pub fn pair_agreement(faces: &[&std::path::Path], reference: &[Vec<f32>], test: &[Vec<f32>]) -> (usize, usize, usize) {
+    let (mut pairs, mut agree, mut same) = (0, 0, 0);
+    for i in 0..faces.len() {
+        for j in i + 1..faces.len() {
+            let (cr, ct) = (cosine(&reference[i], &reference[j]), cosine(&test[i], &test[j]));
+            if (cr >= SAME_PERSON) != (ct >= SAME_PERSON) {
+                eprintln!(
+                    "  disagree: {} ~ {}: reference {cr:.4}, test {ct:.4}",
+                    faces[i].display(),
+                    faces[j].display()
+                );
+            }
+            pairs += 1;
+            agree += usize::from((cr >= SAME_PERSON) == (ct >= SAME_PERSON));
+            same += usize::from(person(faces[i]) == person(faces[j]));
+        }
+    }
+    (pairs, agree, same)
+}

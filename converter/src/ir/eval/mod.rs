@@ -19,20 +19,41 @@ pub fn evaluate(graph: &Graph, input: &[f32]) -> Result<Vec<Option<Vec<f32>>>> {
     );
     let mut values: Vec<Option<Vec<f32>>> = vec![None; graph.tensors.len()];
     values[graph.input] = Some(input.to_vec());
-    for node in &graph.nodes {
-        let inputs = node
-            .inputs
-            .iter()
-            .map(|&t| {
-                let v = values[t].as_deref().context("input computed later")?;
-                Ok((v, &graph.tensors[t].shape[..]))
-            })
-            .collect::<Result<Vec<_>>>()
-            .with_context(|| format!("node `{}`", node.name))?;
-        let out_shape = &graph.tensors[node.output].shape;
-        values[node.output] = Some(apply(&node.op, &inputs, out_shape));
+    for n in 0..graph.nodes.len() {
+        step(graph, n, &mut values)?;
     }
     Ok(values)
+}
+
+/// Computes the output of node `n` into `values` (indexed by tensor id),
+/// which must hold its inputs: for callers that change the graph between
+/// nodes (pruning's layer-by-layer recovery).
+pub fn step(graph: &Graph, n: usize, values: &mut [Option<Vec<f32>>]) -> Result<()> {
+    let node = &graph.nodes[n];
+    let inputs = node
+        .inputs
+        .iter()
+        .map(|&t| {
+            let v = values[t].as_deref().context("input computed later")?;
+            Ok((v, &graph.tensors[t].shape[..]))
+        })
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("node `{}`", node.name))?;
+    let out = apply(&node.op, &inputs, &graph.tensors[node.output].shape);
+    values[node.output] = Some(out);
+    Ok(())
+}
+
+/// The input patches of node `n`, a convolution with one group or a fully
+/// connected layer, on `input` (the node's input value): one row per output
+/// position, so that the node computes `rows × weightsᵀ + bias` before its
+/// activation.
+pub fn patches(graph: &Graph, n: usize, input: &[f32]) -> Vec<f32> {
+    let node = &graph.nodes[n];
+    match &node.op {
+        Op::FullyConnected { .. } => input.to_vec(),
+        op => spatial::patches(op, input, &graph.tensors[node.inputs[0]].shape, &graph.tensors[node.output].shape),
+    }
 }
 
 /// Runs `graph` and returns only its outputs.

@@ -143,3 +143,34 @@ fn bilinear(sy: f32, sx: f32, h: usize, w: usize, at: impl Fn(usize, usize) -> f
     let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
     top * (1.0 - fy) + bottom * fy
 }
+
+/// The input patch of every output position of a convolution with one
+/// group, as rows of `[kh][kw][in]` (padded cells hold `pad_value`): the
+/// convolution is these rows times its weight rows, plus the bias.
+pub(super) fn patches(op: &Op, x: &[f32], shape: &[usize], out_shape: &[usize]) -> Vec<f32> {
+    let Op::Conv2d { weight_shape: [_, kh, kw, ci], stride, dilation, pads, groups: 1, pad_value, .. } = op else {
+        unreachable!("patches of {} (only convolutions with one group have them)", op.name())
+    };
+    let (h, w, c) = (shape[1], shape[2], shape[3]);
+    let (oh, ow) = (out_shape[1], out_shape[2]);
+    let mut rows = Vec::with_capacity(x.len() / (h * w * c) * oh * ow * kh * kw * ci);
+    for image in x.chunks(h * w * c) {
+        for y in 0..oh {
+            for xo in 0..ow {
+                for ky in 0..*kh {
+                    for kx in 0..*kw {
+                        let iy = (y * stride[0] + ky * dilation[0]).checked_sub(pads[0]);
+                        let ix = (xo * stride[1] + kx * dilation[1]).checked_sub(pads[1]);
+                        match (iy, ix) {
+                            (Some(iy), Some(ix)) if iy < h && ix < w => {
+                                rows.extend_from_slice(&image[(iy * w + ix) * c..][..*ci])
+                            }
+                            _ => rows.extend(std::iter::repeat_n(*pad_value, *ci)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rows
+}

@@ -1,0 +1,160 @@
+//! Which channels go: a score per unit (the criterion) and how many units
+//! each group loses (the amount, within the width limits).
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+
+use super::channels::{Channel, Group};
+use crate::ir::{cost, Graph, Op};
+
+/// How a unit's importance is measured; the least important units go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Criterion {
+    /// Sum of |w| over the filters that make the channel.
+    L1,
+    /// Euclidean norm of those filters.
+    L2,
+    /// Mean |activation| of the channel on the calibration inputs.
+    Activation,
+}
+
+/// How much to prune.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Amount {
+    /// The same fraction of every group's channels.
+    Ratio(f64),
+    /// The smallest uniform ratio that keeps at most this fraction of the
+    /// model's multiply-accumulates.
+    Macs(f64),
+    /// A ratio per group, by group name; groups not named keep all channels.
+    PerGroup(BTreeMap<String, f64>),
+}
+
+/// Widths that pruning must respect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// No group becomes narrower than this (or its width, if smaller).
+    pub min_width: usize,
+    /// Kept widths are rounded up to a multiple of this (the int8 kernels'
+    /// block of output channels), unless the group is narrower.
+    pub multiple: usize,
+}
+
+/// The score of each unit of `group` by `criterion` (higher is more
+/// important). `mean_abs[t][c]`, needed by [`Criterion::Activation`], is the
+/// mean |value| of channel `c` of tensor `t` on the calibration inputs.
+pub fn scores(graph: &Graph, group: &Group, criterion: Criterion, mean_abs: &[Vec<f64>]) -> Vec<f64> {
+    let row_of = |unit: &[Channel], n: usize| {
+        let out = graph.nodes[n].output;
+        unit.iter().find(|c| c.tensor == out).map(|c| c.index)
+    };
+    group
+        .units
+        .iter()
+        .map(|unit| {
+            group
+                .sources
+                .iter()
+                .filter_map(|&n| Some((n, row_of(unit, n)?)))
+                .map(|(n, row)| match criterion {
+                    Criterion::Activation => mean_abs[graph.nodes[n].output][row],
+                    Criterion::L1 => filter(&graph.nodes[n].op, row).iter().map(|w| w.abs() as f64).sum(),
+                    Criterion::L2 => {
+                        filter(&graph.nodes[n].op, row).iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt()
+                    }
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// The weights that compute output channel `row` of a source op.
+fn filter(op: &Op, row: usize) -> &[f32] {
+    match op {
+        Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
+            let per = weights.len() / bias.len();
+            &weights[row * per..][..per]
+        }
+        _ => &[],
+    }
+}
+
+/// How many units a group of `width` keeps when it loses `ratio` of them.
+pub fn kept_width(width: usize, ratio: f64, limits: Limits) -> usize {
+    let mut kept = width - ((width as f64 * ratio.clamp(0.0, 1.0)).round() as usize).min(width);
+    kept = kept.max(limits.min_width.min(width));
+    if width >= limits.multiple && limits.multiple > 1 {
+        kept = kept.div_ceil(limits.multiple) * limits.multiple;
+    }
+    kept.min(width)
+}
+
+/// The units each group loses (indices into its units, least important
+/// first) for `amount`, given each group's unit scores.
+pub fn select(
+    graph: &Graph,
+    groups: &[Group],
+    scores: &[Vec<f64>],
+    amount: &Amount,
+    limits: Limits,
+) -> Result<Vec<Vec<usize>>> {
+    let removal = |ratio_of: &dyn Fn(&Group) -> f64| -> Vec<Vec<usize>> {
+        groups
+            .iter()
+            .zip(scores)
+            .map(|(g, s)| {
+                let drop = g.width() - kept_width(g.width(), ratio_of(g), limits);
+                let mut order: Vec<usize> = (0..g.width()).collect();
+                order.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
+                order.truncate(drop);
+                order.sort_unstable();
+                order
+            })
+            .collect()
+    };
+    Ok(match amount {
+        Amount::Ratio(r) => removal(&|_| *r),
+        Amount::PerGroup(ratios) => {
+            for name in ratios.keys() {
+                if !groups.iter().any(|g| &g.name == name) {
+                    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                    bail!("no prunable layer named `{name}`; the prunable layers are: {}", names.join(", "));
+                }
+            }
+            removal(&|g| ratios.get(&g.name).copied().unwrap_or(0.0))
+        }
+        Amount::Macs(budget) => {
+            let full = cost::macs(graph) as f64;
+            // The kept widths only change at a few ratios: a fine scan finds
+            // the least pruning within the budget.
+            let within = (0..=1000).map(|i| i as f64 / 1000.0).find_map(|r| {
+                let removed = removal(&|_| r);
+                let macs = cost::macs_with(graph, |t| remaining_width(graph, groups, &removed, t));
+                (macs as f64 <= budget * full).then_some(removed)
+            });
+            match within {
+                Some(removed) => removed,
+                None => bail!(
+                    "pruning cannot bring the model to {:.1}% of its multiply-accumulates: the narrowest widths \
+                     allowed (at least {} channels, multiples of {}) do not; ask for a larger fraction",
+                    budget * 100.0,
+                    limits.min_width,
+                    limits.multiple
+                ),
+            }
+        }
+    })
+}
+
+/// Channels of tensor `t` left after removing `removed` units of `groups`.
+pub fn remaining_width(graph: &Graph, groups: &[Group], removed: &[Vec<usize>], t: usize) -> usize {
+    let full = graph.tensors[t].shape.last().copied().unwrap_or(1);
+    let gone: usize = groups
+        .iter()
+        .zip(removed)
+        .flat_map(|(g, r)| r.iter().map(move |&u| &g.units[u]))
+        .map(|unit| unit.iter().filter(|c| c.tensor == t).count())
+        .sum();
+    full - gone
+}
