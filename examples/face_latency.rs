@@ -58,10 +58,9 @@ fn main() -> Result<()> {
         }),
     );
     report(
-        "kiln int8 pipeline (detect, refine, align, embed)",
+        "kiln int8 pipeline (detect, align, embed)",
         time(|| {
             let face = detector.detect(&view, &options).expect("detects")[0];
-            let face = detector.refine(&view, &face, &options).expect("refines");
             align(&view, &face.landmarks, &mut crop).expect("aligns");
             embedder.embed(&crop, &mut embedding).expect("embeds");
         }),
@@ -86,10 +85,9 @@ fn main() -> Result<()> {
     let output = sface_onnx.graph().output[0].name.clone();
     let float_sface = Reference::new(&sface_onnx, &[output])?;
     report(
-        "tract f32 pipeline (detect, refine, align, embed)",
+        "tract f32 pipeline (detect, align, embed)",
         time(|| {
             let face = float_detector.detect(&view, &options).expect("detects")[0];
-            let face = float_detector.refine(&view, &face, &options).expect("refines");
             align(&view, &face.landmarks, &mut crop).expect("aligns");
             let pixels: Vec<f32> = crop.iter().map(|&p| f32::from(p)).collect();
             float_sface.run(&nhwc_to_nchw(&pixels, &[1, CROP, CROP, 3])).expect("runs");

@@ -98,8 +98,7 @@ fn fails_saying(out: &Output, words: &[&str]) {
 #[test]
 fn verify_says_same_or_different() {
     // converter/tests/face_pipeline.rs checks all 36 pairs through the
-    // library; here a few through the command line, which tiles and refines
-    // each large photo again on every call.
+    // library; here a few through the command line.
     let pairs = [
         ("obama.jpg", "obama3.jpg"),
         ("obama2.jpg", "obama_partial_face.jpg"),

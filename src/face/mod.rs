@@ -144,7 +144,6 @@ impl<'m> Pipeline<'m> {
         let img = read_photo(photo)?;
         let view = view(&img);
         let face = one_face(photo, self.detector.detect(&view, options)?, options)?;
-        let face = self.detector.refine(&view, &face, options)?;
         let mut crop = [0u8; CROP * CROP * 3];
         align(&view, &face.landmarks, &mut crop)
             .with_context(|| format!("{}: the face's landmarks coincide; it cannot be aligned", photo.display()))?;
