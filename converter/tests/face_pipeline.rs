@@ -7,22 +7,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::OnceLock;
-
-use kiln_converter::calibrate::Method;
+use common::face::{rgb, sface_int8, view, yunet_int8, YUNET};
 use kiln_converter::import::OnnxModel;
-use kiln_converter::input::ImageOptions;
 use kiln_converter::reference::FloatYunet;
 use kiln_face::letterbox::letterbox;
 use kiln_face::yunet::HEAD_NAMES;
 use kiln_face::{
     align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, CROP, SFACE_SAME_PERSON,
 };
-use kiln_runtime::format::AlignedBytes;
-use kiln_runtime::{Model, Session};
+use kiln_runtime::Session;
 
-const YUNET: &str = "face_detection_yunet_2023mar.onnx";
 const SIDE: usize = 640;
 
 /// The photos with one face each.
@@ -38,35 +32,6 @@ const SINGLE: [&str; 9] = [
     "obama_partial_face2.jpg",
 ];
 const SOLVAY: &str = "solvay_conference_1927.jpg";
-
-fn converted(model: &Path, calib: &Path, options: &ImageOptions, ranges: Method) -> AlignedBytes {
-    let (bytes, _) = kiln_converter::convert(model, calib, options, ranges, |_, _| {}).unwrap();
-    AlignedBytes::copy_of(&bytes)
-}
-
-fn yunet_int8() -> Model<'static> {
-    static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
-    let options = ImageOptions { bgr: true, letterbox: true, ..ImageOptions::default() };
-    let bytes = BYTES
-        .get_or_init(|| converted(&common::model(YUNET), &common::detector_calibration(), &options, Method::MinMax));
-    Model::from_bytes(bytes).unwrap()
-}
-
-fn sface_int8() -> Model<'static> {
-    static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
-    let bytes = BYTES.get_or_init(|| {
-        converted(&common::sface(), &common::calibration_faces(), &ImageOptions::default(), Method::Mse)
-    });
-    Model::from_bytes(bytes).unwrap()
-}
-
-fn rgb(path: &Path) -> image::RgbImage {
-    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8()
-}
-
-fn view(img: &image::RgbImage) -> ImageView<'_> {
-    ImageView::new(img.width() as usize, img.height() as usize, ChannelOrder::Rgb, img.as_raw()).unwrap()
-}
 
 /// The letterboxed BGR detector input (NHWC) of a photo.
 fn detector_input(img: &ImageView<'_>) -> (Vec<f32>, kiln_face::letterbox::Letterbox) {

@@ -267,3 +267,57 @@ fn detector_input(model: &Model<'_>) -> Result<(usize, usize), FaceError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A YuNet stand-in that counts its runs and, when `face` is set, sees
+    /// one face of that many input pixels centred in every input.
+    struct OneFace {
+        face: Option<f32>,
+        runs: usize,
+    }
+
+    impl Network for OneFace {
+        fn run(&mut self, _: &[f32], heads: &mut [Vec<f32>; 12]) -> Result<(), FaceError> {
+            self.runs += 1;
+            heads.iter_mut().for_each(|h| h.fill(0.0));
+            if let Some(size) = self.face {
+                // Stride 32, row 10, column 10 of a 20 x 20 grid: centre (320, 320).
+                let cell = 10 * 20 + 10;
+                heads[2][cell] = 1.0;
+                heads[5][cell] = 1.0;
+                let log = libm::logf(size / 32.0);
+                heads[8][cell * 4..cell * 4 + 4].copy_from_slice(&[0.0, 0.0, log, log]);
+                heads[11][cell * 10..cell * 10 + 10]
+                    .copy_from_slice(&[-0.3, -0.2, 0.3, -0.2, 0.0, 0.0, -0.2, 0.3, 0.2, 0.3]);
+            }
+            Ok(())
+        }
+    }
+
+    fn runs(face: Option<f32>, width: usize, height: usize) -> (usize, usize) {
+        let mut detector = Detector::with_network(OneFace { face, runs: 0 }, 640, 640);
+        let px = vec![0u8; width * height * 3];
+        let img = ImageView::new(width, height, ChannelOrder::Rgb, &px).unwrap();
+        let found = detector.detect(&img, &DetectOptions::default()).unwrap().len();
+        (found, detector.network.runs)
+    }
+
+    #[test]
+    fn tiles_only_when_the_shrunk_photo_shows_no_face_or_a_small_one() {
+        // A photo that fits the input: one run at full resolution.
+        assert_eq!(runs(Some(200.0), 640, 480), (1, 1));
+        // Larger, with a large face: the shrunk photo, then one tile
+        // centred on the face.
+        assert_eq!(runs(Some(200.0), 1280, 960), (1, 2));
+        // No face in the shrunk photo: 3 x 2 full-resolution tiles
+        // (overlapping by 160 pixels) as well.
+        assert_eq!(runs(None, 1280, 960), (0, 7));
+        // A face under 48 input pixels: tiles too, then each face found
+        // (every tile sees one) found again in a tile centred on it.
+        let (found, n) = runs(Some(40.0), 1280, 960);
+        assert!(found > 1 && n == 1 + 6 + found, "{found} faces, {n} runs");
+    }
+}
