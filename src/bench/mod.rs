@@ -6,7 +6,7 @@
 
 mod input;
 mod profile;
-mod stats;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -54,11 +54,12 @@ pub struct BenchArgs {
     options: InputArgs,
 }
 
-/// One contender: a name and one inference (input set, run, output read).
-struct Contender<'a> {
-    name: String,
-    infer: Box<dyn FnMut() -> Result<()> + 'a>,
-    samples: Vec<f64>,
+/// One contender: a name and one inference (input set, run, output read),
+/// and its timings in milliseconds.
+pub struct Contender<'a> {
+    pub name: String,
+    pub infer: Box<dyn FnMut() -> Result<()> + 'a>,
+    pub samples: Vec<f64>,
 }
 
 /// Runs the benchmark and prints the table.
@@ -158,7 +159,7 @@ fn levels(asked: &[String]) -> Result<Vec<Isa>> {
 
 /// Warms every contender up, then times `runs` rounds; each round runs
 /// every contender once, starting one further along each time.
-fn time(contenders: &mut [Contender<'_>], warmup: usize, runs: usize) -> Result<()> {
+pub fn time(contenders: &mut [Contender<'_>], warmup: usize, runs: usize) -> Result<()> {
     for c in contenders.iter_mut() {
         for _ in 0..warmup {
             (c.infer)().with_context(|| format!("{} failed", c.name))?;

@@ -1,6 +1,7 @@
 //! `kiln face`: detect, embed and verify faces in photos with the int8
 //! YuNet and SFace models, through kiln-face (the same code a board runs).
 
+mod bench;
 mod draw;
 mod models;
 
@@ -46,6 +47,20 @@ pub enum FaceCommand {
         #[command(flatten)]
         options: FaceArgs,
     },
+    /// Time detection and the whole pipeline on a photo, kiln int8 against
+    /// tract fp32 on the same ONNX models, on one thread.
+    Bench {
+        /// The photo (PNG or JPEG).
+        photo: PathBuf,
+        /// Timed runs per contender.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Untimed runs per contender first.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[command(flatten)]
+        options: FaceArgs,
+    },
 }
 
 /// Models and thresholds shared by the face commands.
@@ -77,6 +92,7 @@ pub fn run(command: &FaceCommand) -> Result<()> {
             Ok(())
         }
         FaceCommand::Verify { a, b, options } => verify(a, b, options),
+        FaceCommand::Bench { photo, runs, warmup, options } => bench::run(photo, *runs, *warmup, options),
     }
 }
 
