@@ -153,7 +153,7 @@ impl<N: Network> Detector<N> {
         let whole = Letterbox::fit(width, height, self.width, self.height);
         self.search(image, &whole, options, None)?;
         let smallest = self.faces.iter().map(|f| f.width.min(f.height) * whole.scale_x).reduce(f32::min);
-        if smallest.is_none_or(|s| s < options.tile_below) {
+        if options.tile_below > 0.0 && smallest.is_none_or(|s| s < options.tile_below) {
             self.search_tiles(image, options)?;
         }
         self.suppress(options);
@@ -171,8 +171,9 @@ impl<N: Network> Detector<N> {
     /// YuNet sees about ±320 pixels around a face, so such a tile gives
     /// the landmarks of a whole-photo run. A face too large for a
     /// full-resolution tile is found in one shrunk until it spans three
-    /// quarters of the input. The face of the tile that overlaps `face` most, or `face`
-    /// itself when none overlaps it.
+    /// quarters of the input. The face of the tile (after non-maximum
+    /// suppression) that overlaps `face` most, or `face` itself when none
+    /// overlaps it.
     fn refine(&mut self, image: &ImageView<'_>, face: &Face, options: &DetectOptions) -> Result<Face, FaceError> {
         let input = [self.width as f32, self.height as f32];
         let scale = (input[0].min(input[1]) * 0.75 / face.width.max(face.height)).min(1.0);
@@ -308,10 +309,15 @@ mod tests {
     }
 
     fn runs(face: Option<f32>, width: usize, height: usize) -> (usize, usize) {
+        runs_with(face, width, height, &DetectOptions::default())
+    }
+
+    /// Faces found and network runs made in a blank `width` × `height` photo.
+    fn runs_with(face: Option<f32>, width: usize, height: usize, options: &DetectOptions) -> (usize, usize) {
         let mut detector = Detector::with_network(OneFace { face, runs: 0 }, 640, 640);
         let px = vec![0u8; width * height * 3];
         let img = ImageView::new(width, height, ChannelOrder::Rgb, &px).unwrap();
-        let found = detector.detect(&img, &DetectOptions::default()).unwrap().len();
+        let found = detector.detect(&img, options).unwrap().len();
         assert_eq!(detector.runs(), detector.network.runs);
         (found, detector.runs())
     }
@@ -326,6 +332,8 @@ mod tests {
         // No face in the shrunk photo: 3 x 2 full-resolution tiles
         // (overlapping by 160 pixels) as well.
         assert_eq!(runs(None, 1280, 960), (0, 7));
+        let never = DetectOptions { tile_below: 0.0, ..DetectOptions::default() };
+        assert_eq!(runs_with(None, 1280, 960, &never), (0, 1));
         // A face under 48 input pixels: tiles too, then each face found
         // (every tile sees one) found again in a tile centred on it.
         let (found, n) = runs(Some(40.0), 1280, 960);
