@@ -1,5 +1,5 @@
 //! `kiln face` as a user runs it: verify on pairs of the single-face
-//! photos, detect with an annotated copy, models converted on first use,
+//! photos, detect with an annotated copy, bench, models converted on first use,
 //! and every bad input a clear message with a non-zero exit. Photos come
 //! from models/cache/photos (`models/fetch`).
 
@@ -98,8 +98,7 @@ fn fails_saying(out: &Output, words: &[&str]) {
 #[test]
 fn verify_says_same_or_different() {
     // converter/tests/face_pipeline.rs checks all 36 pairs through the
-    // library; here a few through the command line, which tiles and refines
-    // each large photo again on every call.
+    // library; here a few through the command line.
     let pairs = [
         ("obama.jpg", "obama3.jpg"),
         ("obama2.jpg", "obama_partial_face.jpg"),
@@ -127,6 +126,23 @@ fn detect_prints_and_draws_the_face() {
     let changed = drawn.pixels().zip(original.pixels()).filter(|(a, b)| a != b).count();
     let green = drawn.pixels().filter(|p| p.0 == [0, 255, 0]).count();
     assert!(changed > 1000 && green > 1000, "{changed} pixels changed, {green} box green");
+}
+
+#[test]
+fn bench_times_kiln_int8_against_tract_fp32() {
+    let out = face(&["bench", &s(&photo("newton.png")), "--runs", "1", "--warmup", "0"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    // Newton fits the input but for 128 columns: the shrunk photo, then a
+    // full-resolution tile around the face.
+    for who in ["kiln int8", "tract fp32"] {
+        assert!(text.contains(&format!("{who}: 1 face in 2 YuNet inferences")), "{text}");
+    }
+    for task in ["YuNet, one inference ", "detect ", "detect, align and embed "] {
+        let row = text.lines().find(|l| l.starts_with(task)).unwrap_or_else(|| panic!("no row {task:?}: {text}"));
+        let ms: Vec<f64> = row[task.len()..].split_whitespace().take(4).map(|v| v.parse().unwrap()).collect();
+        assert!(ms.len() == 4 && ms.iter().all(|&v| v > 0.0), "{row}");
+    }
 }
 
 #[test]

@@ -7,22 +7,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::OnceLock;
-
-use kiln_converter::calibrate::Method;
+use common::face::{rgb, sface_int8, view, yunet_int8, YUNET};
 use kiln_converter::import::OnnxModel;
-use kiln_converter::input::ImageOptions;
 use kiln_converter::reference::FloatYunet;
 use kiln_face::letterbox::letterbox;
 use kiln_face::yunet::HEAD_NAMES;
 use kiln_face::{
     align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, CROP, SFACE_SAME_PERSON,
 };
-use kiln_runtime::format::AlignedBytes;
-use kiln_runtime::{Model, Session};
+use kiln_runtime::Session;
 
-const YUNET: &str = "face_detection_yunet_2023mar.onnx";
 const SIDE: usize = 640;
 
 /// The photos with one face each.
@@ -38,35 +32,6 @@ const SINGLE: [&str; 9] = [
     "obama_partial_face2.jpg",
 ];
 const SOLVAY: &str = "solvay_conference_1927.jpg";
-
-fn converted(model: &Path, calib: &Path, options: &ImageOptions, ranges: Method) -> AlignedBytes {
-    let (bytes, _) = kiln_converter::convert(model, calib, options, ranges, |_, _| {}).unwrap();
-    AlignedBytes::copy_of(&bytes)
-}
-
-fn yunet_int8() -> Model<'static> {
-    static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
-    let options = ImageOptions { bgr: true, letterbox: true, ..ImageOptions::default() };
-    let bytes = BYTES
-        .get_or_init(|| converted(&common::model(YUNET), &common::detector_calibration(), &options, Method::MinMax));
-    Model::from_bytes(bytes).unwrap()
-}
-
-fn sface_int8() -> Model<'static> {
-    static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
-    let bytes = BYTES.get_or_init(|| {
-        converted(&common::sface(), &common::calibration_faces(), &ImageOptions::default(), Method::Mse)
-    });
-    Model::from_bytes(bytes).unwrap()
-}
-
-fn rgb(path: &Path) -> image::RgbImage {
-    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8()
-}
-
-fn view(img: &image::RgbImage) -> ImageView<'_> {
-    ImageView::new(img.width() as usize, img.height() as usize, ChannelOrder::Rgb, img.as_raw()).unwrap()
-}
 
 /// The letterboxed BGR detector input (NHWC) of a photo.
 fn detector_input(img: &ImageView<'_>) -> (Vec<f32>, kiln_face::letterbox::Letterbox) {
@@ -125,9 +90,8 @@ fn int8_finds_the_faces_float_finds_in_the_solvay_photo() {
         }
     }
     eprintln!("f32 finds {}, int8 finds {} ({found} matched, {} extra)", float.len(), int8.len(), unmatched.len());
-    // The photo shows 29 people; with tiles at 1280 px and OpenCV Zoo's
-    // score threshold 0.9, f32 YuNet finds 25 of them (measured).
-    assert!(float.len() >= 25, "f32 YuNet finds only {} faces", float.len());
+    // The photo shows 29 people; f32 YuNet finds all of them.
+    assert_eq!(float.len(), 29, "f32 YuNet finds {} faces", float.len());
     assert!(
         found + 1 >= float.len() && unmatched.len() <= 1,
         "int8 finds {found} of the {} faces f32 finds, with {} extra",
@@ -146,8 +110,7 @@ fn single_faces() -> Vec<(&'static str, image::RgbImage, Face)> {
             let img = rgb(&common::photo(name));
             let faces = detector.detect(&view(&img), &DetectOptions::default()).unwrap().to_vec();
             assert_eq!(faces.len(), 1, "{name}: int8 YuNet finds {} faces: {faces:?}", faces.len());
-            let face = detector.refine(&view(&img), &faces[0], &DetectOptions::default()).unwrap();
-            (name, img, face)
+            (name, img, faces[0])
         })
         .collect()
 }
@@ -165,8 +128,14 @@ fn embed(embedder: &mut Embedder<'_>, img: &ImageView<'_>, face: &Face) -> Vec<f
     embed_crop(embedder, &crop)
 }
 
+/// OpenCV made the reference crops with `FaceDetectorYN` on each whole
+/// photo at its own size and `FaceRecognizerSF::alignCrop` (reproduced bit
+/// for bit with opencv-python). Given OpenCV's landmarks, kiln's warp differs
+/// from its crops by at most 2 levels per pixel; tract's f32 YuNet through
+/// kiln's detection gives mean 0.9976 / min 0.9760 here; int8 YuNet
+/// measured mean 0.9823 / min 0.9425 (its landmarks stray by 0.4–10 pixels:
+/// near-tied anchors swap places under NMS).
 #[test]
-#[ignore = "unmet: mean cosine 0.885 (4 Solvay crops show faces int8 YuNet does not find; the others 0.91..0.995)"]
 fn aligned_crops_embed_like_opencvs_crops() {
     let model = sface_int8();
     let mut embedder = Embedder::new(Session::new(&model).unwrap()).unwrap();
@@ -178,20 +147,15 @@ fn aligned_crops_embed_like_opencvs_crops() {
     let detector_model = yunet_int8();
     let mut detector = Detector::new(Session::new(&detector_model).unwrap()).unwrap();
     let solvay_faces = detector.detect(&view(&solvay), &DetectOptions::default()).unwrap().to_vec();
-    let solvay_embeddings: Vec<Vec<f32>> = solvay_faces
-        .iter()
-        .map(|f| {
-            let face = detector.refine(&view(&solvay), f, &DetectOptions::default()).unwrap();
-            embed(&mut embedder, &view(&solvay), &face)
-        })
-        .collect();
+    let solvay_embeddings: Vec<Vec<f32>> =
+        solvay_faces.iter().map(|f| embed(&mut embedder, &view(&solvay), f)).collect();
 
     let mut crops: Vec<_> = [common::faces(), common::calibration_faces()]
         .iter()
         .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
         .collect();
     crops.sort();
-    let (mut sum, mut matched_solvay) = (0.0, Vec::new());
+    let (mut sum, mut min, mut matched_solvay) = (0.0, f32::MAX, Vec::new());
     for path in &crops {
         let crop = rgb(path);
         let theirs = embed_crop(&mut embedder, crop.as_raw().as_slice().try_into().unwrap());
@@ -214,13 +178,15 @@ fn aligned_crops_embed_like_opencvs_crops() {
         };
         eprintln!("{stem}: cosine {cos:.4}");
         sum += f64::from(cos);
+        min = min.min(cos);
     }
     let mean = sum / crops.len() as f64;
-    eprintln!("mean cosine over {} crops: {mean:.4}", crops.len());
+    eprintln!("cosine over {} crops: mean {mean:.4}, min {min:.4}", crops.len());
     matched_solvay.sort();
     matched_solvay.dedup();
     assert_eq!((crops.len(), matched_solvay.len()), (24, 15));
     assert!(mean >= 0.98, "kiln's aligned crops embed at mean cosine {mean:.4} to OpenCV's");
+    assert!(min >= 0.9, "a crop embeds at cosine {min:.4} to OpenCV's: a wrong face or misplaced landmarks");
 }
 
 #[test]

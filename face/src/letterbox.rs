@@ -55,6 +55,16 @@ impl Letterbox {
         }
     }
 
+    /// The origin as whole pixels, when the placement copies pixels one
+    /// for one (scale 1 from a whole pixel).
+    fn unscaled_origin(&self) -> Option<[usize; 2]> {
+        let whole = |o: f32| (o >= 0.0 && libm::floorf(o) == o).then_some(o as usize);
+        if self.scale_x != 1.0 || self.scale_y != 1.0 {
+            return None;
+        }
+        Some([whole(self.origin[0])?, whole(self.origin[1])?])
+    }
+
     /// A point of the detector input in photo coordinates.
     pub fn to_photo(&self, x: f32, y: f32) -> [f32; 2] {
         [x / self.scale_x + self.origin[0], y / self.scale_y + self.origin[1]]
@@ -84,6 +94,10 @@ impl Taps {
         (1.0 - (i as f32 + 0.5 - self.centre).abs() / self.support).max(0.0)
     }
 
+    fn len(&self) -> usize {
+        self.last - self.first
+    }
+
     fn total(&self) -> f32 {
         (self.first..self.last).map(|i| self.weight(i)).sum()
     }
@@ -91,8 +105,7 @@ impl Taps {
 
 /// Scales `image` into `input` (`input_height` × `input_width` × 3 values,
 /// NHWC, channels in `order`, pixel values 0..255) and returns where it
-/// landed. `row` is scratch for one source row; it grows only for a photo
-/// wider than any before.
+/// landed. `row` is scratch (see [`resample`]).
 pub fn letterbox(
     image: &ImageView<'_>,
     input: &mut [f32],
@@ -108,6 +121,8 @@ pub fn letterbox(
 
 /// Fills `input` (`input.1` rows of `input.0` pixels, NHWC, channels in
 /// `order`) with the part of `image` that `placement` says, zero elsewhere.
+/// `row` is scratch for one source row and the filter's weights; it grows
+/// only for a photo wider, or shrunk more, than any before.
 pub fn resample(
     image: &ImageView<'_>,
     placement: &Letterbox,
@@ -123,8 +138,25 @@ pub fn resample(
     if width == 0 || height == 0 {
         return;
     }
-    row.resize(image.width() * 3, 0.0);
+    if let Some([x0, y0]) = p.unscaled_origin() {
+        copy(image, [x0, y0], [width, height], input, input_width, order);
+        return;
+    }
+    // Scratch: one source row, filtered vertically, then each output
+    // column's normalised horizontal weights (`taps` of them).
     let column = |ox: usize| Taps::new(ox, p.origin[0], p.scale_x, image.width());
+    let taps = (0..width).map(|ox| column(ox).len()).max().unwrap_or(0);
+    let stride = image.width() * 3;
+    row.resize(stride + width * taps, 0.0);
+    let (row, weights) = row.split_at_mut(stride);
+    for (ox, w) in weights.chunks_exact_mut(taps).enumerate() {
+        let h = column(ox);
+        let total = h.total();
+        w.fill(0.0);
+        for (w, sx) in w.iter_mut().zip(h.first..h.last) {
+            *w = h.weight(sx) / total;
+        }
+    }
     let (first, last) = (column(0).first, column(width - 1).last);
     for oy in 0..height {
         let v = Taps::new(oy, p.origin[1], p.scale_y, image.height());
@@ -140,13 +172,11 @@ pub fn resample(
                 *acc += w * f32::from(px);
             }
         }
-        for ox in 0..width {
+        for (ox, w) in weights.chunks_exact(taps).enumerate() {
             let h = column(ox);
-            let h_total = h.total();
             let mut sum = [0f32; 3];
-            for sx in h.first..h.last {
-                let w = h.weight(sx) / h_total;
-                for (s, &px) in sum.iter_mut().zip(&row[sx * 3..sx * 3 + 3]) {
+            for (&w, px) in w.iter().zip(row[h.first * 3..h.last * 3].chunks_exact(3)) {
+                for (s, &px) in sum.iter_mut().zip(px) {
                     *s += w * px;
                 }
             }
@@ -154,6 +184,30 @@ pub fn resample(
                 sum.reverse();
             }
             input[(oy * input_width + ox) * 3..][..3].copy_from_slice(&sum);
+        }
+    }
+}
+
+/// The pixels of `image` from `origin` on, `size` of them, into `input`:
+/// what the triangle filter gives at scale 1 from a whole pixel (weight 1
+/// on one pixel, 0 on its neighbours), without computing it.
+fn copy(
+    image: &ImageView<'_>,
+    [x0, y0]: [usize; 2],
+    [width, height]: [usize; 2],
+    input: &mut [f32],
+    input_width: usize,
+    order: ChannelOrder,
+) {
+    let swap = image.order() != order;
+    for oy in 0..height {
+        let src = &image.row(y0 + oy)[x0 * 3..(x0 + width) * 3];
+        let dst = &mut input[oy * input_width * 3..][..width * 3];
+        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+            let px = if swap { [s[2], s[1], s[0]] } else { [s[0], s[1], s[2]] };
+            for (d, &v) in d.iter_mut().zip(&px) {
+                *d = f32::from(v);
+            }
         }
     }
 }
@@ -185,6 +239,11 @@ mod tests {
             let want = f32::from(img.rgb(2 + ox, 1 + oy, 1));
             assert_eq!(input[(oy * 3 + ox) * 3 + 1], want);
         }
+        // At the photo's corner, in BGR: what lies past the photo is zero.
+        let tile = Letterbox::tile(6, 4, [4.0, 2.0], 1.0, (3, 3));
+        resample(&img, &tile, &mut input, (3, 3), ChannelOrder::Bgr, &mut Vec::new());
+        assert_eq!(input[..3], [f32::from(img.rgb(4, 2, 2)), f32::from(img.rgb(4, 2, 1)), f32::from(img.rgb(4, 2, 0))]);
+        assert!(input[2 * 3..3 * 3].iter().chain(&input[2 * 9..]).all(|&v| v == 0.0), "{input:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `kiln face`: detect, embed and verify faces in photos with the int8
 //! YuNet and SFace models, through kiln-face (the same code a board runs).
 
+mod bench;
 mod draw;
 mod models;
 
@@ -46,6 +47,20 @@ pub enum FaceCommand {
         #[command(flatten)]
         options: FaceArgs,
     },
+    /// Time detection and the whole pipeline on a photo, kiln int8 against
+    /// tract fp32 on the same ONNX models, on one thread.
+    Bench {
+        /// The photo (PNG or JPEG).
+        photo: PathBuf,
+        /// Timed runs per contender.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Untimed runs per contender first.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[command(flatten)]
+        options: FaceArgs,
+    },
 }
 
 /// Models and thresholds shared by the face commands.
@@ -77,6 +92,7 @@ pub fn run(command: &FaceCommand) -> Result<()> {
             Ok(())
         }
         FaceCommand::Verify { a, b, options } => verify(a, b, options),
+        FaceCommand::Bench { photo, runs, warmup, options } => bench::run(photo, *runs, *warmup, options),
     }
 }
 
@@ -144,7 +160,6 @@ impl<'m> Pipeline<'m> {
         let img = read_photo(photo)?;
         let view = view(&img);
         let face = one_face(photo, self.detector.detect(&view, options)?, options)?;
-        let face = self.detector.refine(&view, &face, options)?;
         let mut crop = [0u8; CROP * CROP * 3];
         align(&view, &face.landmarks, &mut crop)
             .with_context(|| format!("{}: the face's landmarks coincide; it cannot be aligned", photo.display()))?;

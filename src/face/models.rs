@@ -57,6 +57,24 @@ impl ModelArgs {
         self.resolve(self.embedder.as_deref(), &known)
     }
 
+    /// The detector's ONNX file in the models folder (for tract fp32).
+    pub fn detector_onnx(&self) -> Result<PathBuf> {
+        self.onnx(YUNET)
+    }
+
+    /// The embedder's ONNX file in the models folder (for tract fp32).
+    pub fn embedder_onnx(&self) -> Result<PathBuf> {
+        self.onnx(SFACE)
+    }
+
+    fn onnx(&self, stem: &str) -> Result<PathBuf> {
+        let onnx = self.models.join(format!("{stem}.onnx"));
+        if !onnx.exists() {
+            bail!("{} does not exist: run `models/fetch` at the repository root, or give --models", onnx.display());
+        }
+        Ok(onnx)
+    }
+
     fn resolve(&self, given: Option<&Path>, known: &Known) -> Result<PathBuf> {
         if let Some(path) = given {
             return Ok(path.to_owned());

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod face;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
