@@ -21,9 +21,10 @@ pub struct PruneArgs {
     /// comment); layers are named as `kiln convert --prune 0` lists them.
     #[arg(long, value_name = "FILE", group = "amount")]
     prune_layers: Option<PathBuf>,
-    /// Which channels go first: the smallest filters (`l1`, `l2`) or the
-    /// smallest mean activation on the calibration inputs.
-    #[arg(long, value_enum, default_value = "l1")]
+    /// Which channels go first: the smallest filters (`l1`, `l2`), the
+    /// smallest mean activation on the calibration inputs, or those whose
+    /// loss the next layer best makes up for once refit (`reconstruction`).
+    #[arg(long, value_enum, default_value = "reconstruction")]
     prune_by: PruneBy,
     /// No layer gets narrower than this many channels.
     #[arg(long, default_value_t = kiln_runtime::format::pack::BLOCK)]
@@ -43,10 +44,11 @@ pub struct PruneArgs {
 /// Values of `--prune-by`.
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 enum PruneBy {
-    #[default]
     L1,
     L2,
     Activation,
+    #[default]
+    Reconstruction,
 }
 
 impl PruneArgs {
@@ -63,6 +65,7 @@ impl PruneArgs {
             PruneBy::L1 => Criterion::L1,
             PruneBy::L2 => Criterion::L2,
             PruneBy::Activation => Criterion::Activation,
+            PruneBy::Reconstruction => Criterion::Reconstruction,
         };
         let limits = Limits { min_width: self.prune_min_width, multiple: self.prune_multiple };
         let (recover, bias_correction) = (!self.no_recovery, self.bias_correction);

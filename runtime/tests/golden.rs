@@ -57,7 +57,7 @@ fn cases() -> Vec<Case> {
     let name = "small_net_tapped_seed7".to_string();
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden").join(format!("{name}.txt"));
     let mut cases = vec![Case { name, golden, committed: true, model: small, runs }];
-    if let Some(dir) = std::env::var_os("KILN_GOLDEN_DIR") {
+    if let Some(dir) = std::env::var_os("KILN_GOLDEN_DIR").filter(|d| !d.is_empty()) {
         cases.extend(cases_in(&PathBuf::from(dir)));
     }
     cases

@@ -6,6 +6,7 @@
 //! layers that lost inputs against the original float model.
 
 pub mod channels;
+pub mod reconstruction;
 pub mod recover;
 pub mod select;
 pub mod shrink;
@@ -39,7 +40,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             amount: Amount::Ratio(0.0),
-            criterion: Criterion::L1,
+            criterion: Criterion::Reconstruction,
             limits: Limits {
                 min_width: kiln_runtime::format::pack::BLOCK,
                 multiple: kiln_runtime::format::pack::BLOCK,
@@ -96,7 +97,15 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
         Criterion::Activation => mean_abs(graph, inputs)?,
         _ => Vec::new(),
     };
-    let scores: Vec<Vec<f64>> = groups.iter().map(|g| select::scores(graph, g, options.criterion, &mean_abs)).collect();
+    let mut scores: Vec<Vec<f64>> =
+        groups.iter().map(|g| select::scores(graph, g, options.criterion, &mean_abs)).collect();
+    if options.criterion == Criterion::Reconstruction {
+        for (s, r) in scores.iter_mut().zip(reconstruction::scores(graph, &groups, inputs)?) {
+            if let Some(r) = r {
+                *s = r;
+            }
+        }
+    }
     let removed = select::select(graph, &groups, &scores, &options.amount, options.limits)?;
     let widths = groups.iter().zip(&removed).map(|(g, r)| (g.name.clone(), g.width(), g.width() - r.len())).collect();
     let channels: Vec<_> =

@@ -17,6 +17,10 @@ pub enum Criterion {
     L2,
     /// Mean |activation| of the channel on the calibration inputs.
     Activation,
+    /// The least error in the next layer's output once it is refit (see
+    /// [`super::reconstruction`]); L1 where no 1×1 convolution reads the
+    /// group.
+    Reconstruction,
 }
 
 /// How much to prune.
@@ -59,7 +63,9 @@ pub fn scores(graph: &Graph, group: &Group, criterion: Criterion, mean_abs: &[Ve
                 .filter_map(|&n| Some((n, row_of(unit, n)?)))
                 .map(|(n, row)| match criterion {
                     Criterion::Activation => mean_abs[graph.nodes[n].output][row],
-                    Criterion::L1 => filter(&graph.nodes[n].op, row).iter().map(|w| w.abs() as f64).sum(),
+                    Criterion::L1 | Criterion::Reconstruction => {
+                        filter(&graph.nodes[n].op, row).iter().map(|w| w.abs() as f64).sum()
+                    }
                     Criterion::L2 => {
                         filter(&graph.nodes[n].op, row).iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt()
                     }

@@ -1,0 +1,100 @@
+//! The reconstruction criterion: a group's channels are ranked by how much
+//! their removal hurts the layer that reads them, once that layer is refit
+//! (the quantity recovery minimises). For a consumer with inputs `X` and
+//! weights `W` (exact for the original model), dropping input `j` and
+//! refitting the rest by least squares raises the squared error by
+//! `Σ_o W[j][o]² / (XᵀX)⁻¹[j][j]` (Hassibi & Stork's optimal brain
+//! surgeon, applied to a layer's inputs); inputs are dropped greedily, the
+//! inverse and the weights updated after each.
+
+use anyhow::{Context, Result};
+use nalgebra::DMatrix;
+
+use super::channels::{is_source, Group};
+use crate::ir::{eval, Graph, Op};
+
+/// Ridge added to `XᵀX`, relative to its mean diagonal, so that it inverts.
+const RIDGE: f64 = 1e-3;
+
+/// Per group, each unit's removal step (lower goes first), or `None` where
+/// no consumer is a 1×1 convolution reading one channel per unit.
+pub fn scores(graph: &Graph, groups: &[Group], inputs: &[Vec<f32>]) -> Result<Vec<Option<Vec<f64>>>> {
+    let consumers: Vec<Option<(usize, Vec<usize>)>> = groups.iter().map(|g| consumer(graph, g)).collect();
+    let mut rows: Vec<Vec<f32>> = vec![Vec::new(); groups.len()];
+    for input in inputs {
+        let values = eval::evaluate(graph, input)?;
+        for (found, r) in consumers.iter().zip(&mut rows) {
+            if let Some((n, _)) = found {
+                let x = values[graph.nodes[*n].inputs[0]].as_deref().context("consumer input not computed")?;
+                r.extend(eval::patches(graph, *n, x));
+            }
+        }
+    }
+    Ok(consumers
+        .iter()
+        .zip(&rows)
+        .map(|(found, x)| {
+            let (n, features) = found.as_ref()?;
+            let order = removal_order(&graph.nodes[*n].op, x)?;
+            Some(features.iter().map(|&j| order[j] as f64).collect())
+        })
+        .collect())
+}
+
+/// A 1×1 convolution (one group) reading the group, and the input channel
+/// of each unit there.
+fn consumer(graph: &Graph, group: &Group) -> Option<(usize, Vec<usize>)> {
+    graph.nodes.iter().enumerate().find_map(|(n, node)| {
+        let one_by_one = matches!(node.op, Op::Conv2d { weight_shape: [_, 1, 1, _], .. }) && is_source(&node.op);
+        let input = node.inputs[0];
+        let features: Option<Vec<usize>> = group
+            .units
+            .iter()
+            .map(|unit| {
+                let mut here = unit.iter().filter(|c| c.tensor == input);
+                match (here.next(), here.next()) {
+                    (Some(c), None) => Some(c.index),
+                    _ => None,
+                }
+            })
+            .collect();
+        one_by_one.then_some(()).and(features).map(|f| (n, f))
+    })
+}
+
+/// The step at which each input of `op` is dropped, greedily, with `x` its
+/// rows of inputs.
+fn removal_order(op: &Op, x: &[f32]) -> Option<Vec<usize>> {
+    let Op::Conv2d { weights, bias, .. } = op else { return None };
+    let (outs, d) = (bias.len(), weights.len() / bias.len());
+    let n = x.len() / d;
+    let xm = DMatrix::from_fn(n, d, |r, c| f64::from(x[r * d + c]));
+    let mut gram = xm.tr_mul(&xm);
+    let lambda = RIDGE * gram.trace() / d as f64;
+    for i in 0..d {
+        gram[(i, i)] += lambda;
+    }
+    let mut inv = gram.cholesky()?.inverse();
+    let mut w = DMatrix::from_fn(d, outs, |j, o| f64::from(weights[o * d + j]));
+    let mut active: Vec<bool> = vec![true; d];
+    let mut order = vec![d - 1; d];
+    for step in 0..d - 1 {
+        let cost = |j: usize| (0..outs).map(|o| w[(j, o)].powi(2)).sum::<f64>() / inv[(j, j)];
+        let j = (0..d).filter(|&j| active[j]).min_by(|&a, &b| cost(a).total_cmp(&cost(b)))?;
+        order[j] = step;
+        active[j] = false;
+        let pivot = inv[(j, j)];
+        let column: Vec<f64> = (0..d).map(|a| inv[(a, j)]).collect();
+        let row_j: Vec<f64> = (0..outs).map(|o| w[(j, o)]).collect();
+        for a in (0..d).filter(|&a| active[a]) {
+            let f = column[a] / pivot;
+            for o in 0..outs {
+                w[(a, o)] -= f * row_j[o];
+            }
+            for b in (0..d).filter(|&b| active[b]) {
+                inv[(a, b)] -= f * column[b];
+            }
+        }
+    }
+    Some(order)
+}
