@@ -98,3 +98,41 @@ fn removal_order(op: &Op, x: &[f32]) -> Option<Vec<usize>> {
     }
     Some(order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::FusedActivation;
+
+    /// A 1×1 convolution with these `[out][in]` weights.
+    fn pointwise(weights: Vec<f32>, outs: usize) -> Op {
+        let ins = weights.len() / outs;
+        Op::Conv2d {
+            weights,
+            weight_shape: [outs, 1, 1, ins],
+            bias: vec![0.0; outs],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [0; 4],
+            groups: 1,
+            pad_value: 0.0,
+            activation: FusedActivation::default(),
+        }
+    }
+
+    #[test]
+    fn a_duplicated_input_goes_before_a_small_but_informative_one() {
+        // Inputs a, b, d, e = a. d has the smallest weights (L1 would drop
+        // it first) but carries a large signal; e is a copy of a, so once
+        // one of the pair goes the other takes over its weights exactly.
+        let mut x = Vec::new();
+        for i in 0..64 {
+            let (a, b, d) = ((i as f32 * 0.37).sin(), (i as f32 * 0.91).cos(), 10.0 * (i as f32 * 1.3).sin());
+            x.extend([a, b, d, a]);
+        }
+        let weights = vec![1.0, 1.5, 0.2, 1.0, -1.0, 0.5, 0.2, 2.0];
+        let order = removal_order(&pointwise(weights, 2), &x).unwrap();
+        assert!(order[0] == 0 || order[3] == 0, "a duplicate goes first: {order:?}");
+        assert!(order[2] > order[0].min(order[3]), "{order:?}");
+    }
+}
