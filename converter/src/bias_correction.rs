@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::{Model, Session};
 
@@ -33,16 +33,16 @@ pub fn correct(graph: &mut Graph, bytes: &[u8], inputs: &[Vec<f32>]) -> Result<u
         })
         .collect();
     let watched: Vec<TensorId> = layers.iter().map(|&n| graph.nodes[n].inputs[0]).collect();
-    let float = float_means(graph, &watched, inputs)?;
+    let float = eval::channel_means(graph, inputs, f64::from)?;
     let int8 = int8_means(graph, &watched, bytes, inputs)?;
     let mut changed = 0;
     for (&n, &t) in layers.iter().zip(&watched) {
         // The graph input is quantized on its exact domain: its float mean stands.
-        let Some(quantized) = (if t == graph.input { float.get(&t) } else { int8.get(&t) }) else {
+        let Some(quantized) = (if t == graph.input { Some(&float[t]) } else { int8.get(&t) }) else {
             log::warn!("bias correction: `{}` has no int8 input to measure; left as is", graph.nodes[n].name);
             continue;
         };
-        let shift = output_shift(&graph.nodes[n].op, quantized, &float[&t]);
+        let shift = output_shift(&graph.nodes[n].op, quantized, &float[t]);
         if let Op::Conv2d { bias, .. } | Op::FullyConnected { bias, .. } = &mut graph.nodes[n].op {
             for (b, s) in bias.iter_mut().zip(shift) {
                 *b -= s as f32;
@@ -69,23 +69,6 @@ fn channels(graph: &Graph, t: TensorId) -> usize {
 fn rows(graph: &Graph, t: TensorId, inputs: usize) -> f64 {
     let elements: usize = graph.tensors[t].shape.iter().product();
     (elements / channels(graph, t) * inputs) as f64
-}
-
-/// The float model's per-channel means of `watched` tensors.
-fn float_means(graph: &Graph, watched: &[TensorId], inputs: &[Vec<f32>]) -> Result<HashMap<TensorId, Vec<f64>>> {
-    let mut sums: HashMap<TensorId, Vec<f64>> = watched.iter().map(|&t| (t, vec![0.0; channels(graph, t)])).collect();
-    for input in inputs {
-        let values = eval::evaluate(graph, input)?;
-        for (&t, s) in sums.iter_mut() {
-            let v = values[t].as_ref().context("a watched tensor was not computed")?;
-            add_channel_sums(s, v.iter().map(|&x| f64::from(x)));
-        }
-    }
-    for (t, s) in sums.iter_mut() {
-        let n = rows(graph, *t, inputs.len());
-        s.iter_mut().for_each(|v| *v /= n);
-    }
-    Ok(sums)
 }
 
 /// The int8 model's per-channel means (dequantized) of `watched` tensors,

@@ -94,7 +94,7 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
     let before = Cost::of(graph);
     let groups = channels::groups(graph);
     let mean_abs = match options.criterion {
-        Criterion::Activation => mean_abs(graph, inputs)?,
+        Criterion::Activation => eval::channel_means(graph, inputs, |x| f64::from(x.abs()))?,
         _ => Vec::new(),
     };
     let mut scores: Vec<Vec<f64>> =
@@ -118,26 +118,6 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
         Vec::new()
     };
     Ok(Report { before, after: Cost::of(graph), widths, refits })
-}
-
-/// Mean |value| of every channel of every tensor over `inputs`.
-fn mean_abs(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f64>>> {
-    let width = |t: usize| graph.tensors[t].shape.last().copied().unwrap_or(1);
-    let mut sums: Vec<Vec<f64>> = (0..graph.tensors.len()).map(|t| vec![0.0; width(t)]).collect();
-    let mut counts = vec![0usize; graph.tensors.len()];
-    for input in inputs {
-        for (t, v) in eval::evaluate(graph, input)?.into_iter().enumerate() {
-            let Some(v) = v else { continue };
-            for (i, x) in v.iter().enumerate() {
-                sums[t][i % width(t)] += x.abs() as f64;
-            }
-            counts[t] += v.len() / width(t);
-        }
-    }
-    for (s, &n) in sums.iter_mut().zip(&counts) {
-        s.iter_mut().for_each(|x| *x /= n.max(1) as f64);
-    }
-    Ok(sums)
 }
 
 /// `x` (NHWC) mirrored left to right: a face seen in a mirror is still a

@@ -136,7 +136,8 @@ pub fn select(
             // the least pruning within the budget.
             let within = (0..=1000).map(|i| i as f64 / 1000.0).find_map(|r| {
                 let removed = removal(&|_| r);
-                let macs = cost::macs_with(graph, |t| remaining_width(graph, groups, &removed, t));
+                let widths = remaining_widths(graph, groups, &removed);
+                let macs = cost::macs_with(graph, |t| widths[t]);
                 (macs as f64 <= budget * full).then_some(removed)
             });
             match within {
@@ -153,14 +154,13 @@ pub fn select(
     })
 }
 
-/// Channels of tensor `t` left after removing `removed` units of `groups`.
-pub fn remaining_width(graph: &Graph, groups: &[Group], removed: &[Vec<usize>], t: usize) -> usize {
-    let full = graph.tensors[t].shape.last().copied().unwrap_or(1);
-    let gone: usize = groups
-        .iter()
-        .zip(removed)
-        .flat_map(|(g, r)| r.iter().map(move |&u| &g.units[u]))
-        .map(|unit| unit.iter().filter(|c| c.tensor == t).count())
-        .sum();
-    full - gone
+/// Channels of each tensor left after removing `removed` units of `groups`.
+fn remaining_widths(graph: &Graph, groups: &[Group], removed: &[Vec<usize>]) -> Vec<usize> {
+    let mut widths: Vec<usize> = graph.tensors.iter().map(|t| t.shape.last().copied().unwrap_or(1)).collect();
+    for (g, r) in groups.iter().zip(removed) {
+        for c in r.iter().flat_map(|&u| &g.units[u]) {
+            widths[c.tensor] -= 1;
+        }
+    }
+    widths
 }

@@ -56,6 +56,27 @@ pub fn patches(graph: &Graph, n: usize, input: &[f32]) -> Vec<f32> {
     }
 }
 
+/// The mean of `f(value)` over all positions and `inputs`, per channel (the
+/// last axis), of every tensor of `graph`, indexed by tensor id.
+pub fn channel_means(graph: &Graph, inputs: &[Vec<f32>], f: impl Fn(f32) -> f64) -> Result<Vec<Vec<f64>>> {
+    let width = |t: usize| graph.tensors[t].shape.last().copied().unwrap_or(1);
+    let mut sums: Vec<Vec<f64>> = (0..graph.tensors.len()).map(|t| vec![0.0; width(t)]).collect();
+    let mut counts = vec![0usize; graph.tensors.len()];
+    for input in inputs {
+        for (t, v) in evaluate(graph, input)?.into_iter().enumerate() {
+            let Some(v) = v else { continue };
+            for (i, &x) in v.iter().enumerate() {
+                sums[t][i % width(t)] += f(x);
+            }
+            counts[t] += v.len() / width(t);
+        }
+    }
+    for (s, &n) in sums.iter_mut().zip(&counts) {
+        s.iter_mut().for_each(|x| *x /= n.max(1) as f64);
+    }
+    Ok(sums)
+}
+
 /// Runs `graph` and returns only its outputs.
 pub fn run(graph: &Graph, input: &[f32]) -> Result<Vec<Vec<f32>>> {
     let mut values = evaluate(graph, input)?;
