@@ -43,7 +43,7 @@ pub fn correct(graph: &mut Graph, bytes: &[u8], inputs: &[Vec<f32>]) -> Result<u
             continue;
         };
         let shift = output_shift(&graph.nodes[n].op, quantized, &float[t]);
-        if let Op::Conv2d { bias, .. } | Op::FullyConnected { bias, .. } = &mut graph.nodes[n].op {
+        if let Some((_, bias)) = graph.nodes[n].op.weights_and_bias_mut() {
             for (b, s) in bias.iter_mut().zip(shift) {
                 *b -= s as f32;
             }
@@ -110,10 +110,8 @@ fn int8_means(
 
 /// How much the int8 layer moves each output channel's mean: `Wq·E[x̂] − W·E[x]`.
 fn output_shift(op: &Op, int8_in: &[f64], float_in: &[f64]) -> Vec<f64> {
-    let (weights, outputs) = match op {
-        Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => (weights, bias.len()),
-        _ => unreachable!("bias correction of {}", op.name()),
-    };
+    let Some((weights, bias)) = op.weights_and_bias() else { unreachable!("bias correction of {}", op.name()) };
+    let outputs = bias.len();
     let (q, scales) = weight_quant(weights, outputs);
     let per = weights.len() / outputs;
     let depthwise = is_depthwise(op);

@@ -230,6 +230,23 @@ impl Op {
         }
     }
 
+    /// The weights (`[out][…]`, one row per output channel) and the bias of
+    /// a convolution or fully connected layer.
+    pub fn weights_and_bias(&self) -> Option<(&[f32], &[f32])> {
+        match self {
+            Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => Some((weights, bias)),
+            _ => None,
+        }
+    }
+
+    /// [`Op::weights_and_bias`], to change in place.
+    pub fn weights_and_bias_mut(&mut self) -> Option<(&mut [f32], &mut [f32])> {
+        match self {
+            Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => Some((weights, bias)),
+            _ => None,
+        }
+    }
+
     /// Whether the op only moves values (so its output range is its input's).
     pub fn moves_data_only(&self) -> bool {
         matches!(self, Op::Reshape { .. } | Op::Transpose { .. })

@@ -89,20 +89,11 @@ pub fn recover(original: &Graph, pruned: &mut Graph, keep: &[Vec<usize>], inputs
     Ok(refits)
 }
 
-/// The weights `[out][features]` and bias of a source op.
-fn weights_and_bias(op: &mut Op) -> (&mut Vec<f32>, &mut Vec<f32>) {
-    match op {
-        Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => (weights, bias),
-        other => unreachable!("refit of {}", other.name()),
-    }
-}
-
 /// Refits `op` (the pruned layer, rows of `x` as input) to reproduce
 /// `teacher` (the original layer, rows of `x0`) on its kept outputs `outputs`.
 fn refit(name: String, teacher: &Op, op: &mut Op, outputs: &[usize], x: &[f32], x0: &[f32]) -> Result<Refit> {
-    let mut teacher = teacher.clone();
-    let (w0, b0) = weights_and_bias(&mut teacher);
-    let (w, b) = weights_and_bias(op);
+    let (w0, b0) = teacher.weights_and_bias().context("the teacher layer has no weights")?;
+    let (w, b) = op.weights_and_bias_mut().context("the refit layer has no weights")?;
     let (outs, d, d0) = (b.len(), w.len() / b.len(), w0.len() / b0.len());
     let all_rows = x.len() / d;
     let step = all_rows.div_ceil(MAX_ROWS);

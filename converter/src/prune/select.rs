@@ -77,13 +77,10 @@ pub fn scores(graph: &Graph, group: &Group, criterion: Criterion, mean_abs: &[Ve
 
 /// The weights that compute output channel `row` of a source op.
 fn filter(op: &Op, row: usize) -> &[f32] {
-    match op {
-        Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
-            let per = weights.len() / bias.len();
-            &weights[row * per..][..per]
-        }
-        _ => &[],
-    }
+    op.weights_and_bias().map_or(&[], |(weights, bias)| {
+        let per = weights.len() / bias.len();
+        &weights[row * per..][..per]
+    })
 }
 
 /// How many units a group of `width` keeps when it loses `ratio` of them.
