@@ -74,26 +74,27 @@ fn removal_order(op: &Op, x: &[f32]) -> Option<Vec<usize>> {
     for i in 0..d {
         gram[(i, i)] += lambda;
     }
-    let mut inv = gram.cholesky()?.inverse();
-    let mut w = DMatrix::from_fn(d, outs, |j, o| f64::from(weights[o * d + j]));
+    let inv = gram.cholesky()?.inverse();
+    // Row-major copies, so that the updates below run along contiguous rows.
+    let mut inv: Vec<f64> = (0..d * d).map(|i| inv[(i / d, i % d)]).collect();
+    let mut w: Vec<f64> = (0..d * outs).map(|i| f64::from(weights[(i % outs) * d + i / outs])).collect();
+    let energy = |row: &[f64]| row.iter().map(|v| v * v).sum::<f64>();
+    let mut norms: Vec<f64> = w.chunks(outs).map(energy).collect();
     let mut active: Vec<bool> = vec![true; d];
     let mut order = vec![d - 1; d];
     for step in 0..d - 1 {
-        let cost = |j: usize| (0..outs).map(|o| w[(j, o)].powi(2)).sum::<f64>() / inv[(j, j)];
+        let cost = |j: usize| norms[j] / inv[j * d + j];
         let j = (0..d).filter(|&j| active[j]).min_by(|&a, &b| cost(a).total_cmp(&cost(b)))?;
         order[j] = step;
         active[j] = false;
-        let pivot = inv[(j, j)];
-        let column: Vec<f64> = (0..d).map(|a| inv[(a, j)]).collect();
-        let row_j: Vec<f64> = (0..outs).map(|o| w[(j, o)]).collect();
+        let column = inv[j * d..][..d].to_vec();
+        let row_j = w[j * outs..][..outs].to_vec();
         for a in (0..d).filter(|&a| active[a]) {
-            let f = column[a] / pivot;
-            for o in 0..outs {
-                w[(a, o)] -= f * row_j[o];
-            }
-            for b in (0..d).filter(|&b| active[b]) {
-                inv[(a, b)] -= f * column[b];
-            }
+            let f = column[a] / column[j];
+            let row = &mut w[a * outs..][..outs];
+            row.iter_mut().zip(&row_j).for_each(|(v, r)| *v -= f * r);
+            norms[a] = energy(row);
+            inv[a * d..][..d].iter_mut().zip(&column).for_each(|(v, c)| *v -= f * c);
         }
     }
     Some(order)

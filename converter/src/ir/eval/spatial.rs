@@ -4,6 +4,11 @@ use super::{activate, dot};
 use crate::ir::{Op, Window};
 
 /// Convolution; padded cells hold `pad_value` (see [`Op::Conv2d`]).
+///
+/// Every output sums its terms in the same order as a plain loop would
+/// (bias, then each tap's dot product in input order), so removing an
+/// all-zero input channel changes no bit; the loops run across output
+/// channels so that the compiler vectorises them.
 pub(super) fn conv2d(op: &Op, x: &[f32], shape: &[usize], out_shape: &[usize]) -> Vec<f32> {
     let Op::Conv2d { weights, weight_shape, bias, stride, dilation, pads, groups, pad_value, activation } = op else {
         unreachable!("conv2d called on {}", op.name())
@@ -11,34 +16,56 @@ pub(super) fn conv2d(op: &Op, x: &[f32], shape: &[usize], out_shape: &[usize]) -
     let (h, w, c) = (shape[1], shape[2], shape[3]);
     let (oh, ow) = (out_shape[1], out_shape[2]);
     let [o, kh, kw, ci] = *weight_shape;
-    let per_group = o / groups;
+    let (taps, per_group) = (kh * kw, o / groups);
+    let filter = |oc: usize, t: usize| &weights[(oc * taps + t) * ci..][..ci];
+    // What a padded cell adds, and the weights as [tap][in][out].
+    let pad_terms: Vec<f32> =
+        (0..taps).flat_map(|t| (0..o).map(move |oc| pad_value * filter(oc, t).iter().sum::<f32>())).collect();
+    let by_output: Vec<f32> =
+        (0..taps).flat_map(|t| (0..ci).flat_map(move |i| (0..o).map(move |oc| filter(oc, t)[i]))).collect();
     let mut out = Vec::with_capacity(out_shape.iter().product());
+    let (mut acc, mut sum) = (vec![0f32; o], vec![0f32; o]);
     for image in x.chunks(h * w * c) {
         for y in 0..oh {
             for xo in 0..ow {
-                for oc in 0..o {
-                    let c0 = (oc / per_group) * ci;
-                    let mut acc = bias[oc];
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let filter = &weights[((oc * kh + ky) * kw + kx) * ci..][..ci];
-                            let iy = (y * stride[0] + ky * dilation[0]).checked_sub(pads[0]);
-                            let ix = (xo * stride[1] + kx * dilation[1]).checked_sub(pads[1]);
-                            acc += match (iy, ix) {
-                                (Some(iy), Some(ix)) if iy < h && ix < w => {
-                                    dot(&image[(iy * w + ix) * c + c0..][..ci], filter)
-                                }
-                                _ => pad_value * filter.iter().sum::<f32>(),
-                            };
+                acc.copy_from_slice(bias);
+                for t in 0..taps {
+                    let iy = (y * stride[0] + t / kw * dilation[0]).checked_sub(pads[0]).filter(|&iy| iy < h);
+                    let ix = (xo * stride[1] + t % kw * dilation[1]).checked_sub(pads[1]).filter(|&ix| ix < w);
+                    let (Some(iy), Some(ix)) = (iy, ix) else {
+                        add(&mut acc, &pad_terms[t * o..][..o]);
+                        continue;
+                    };
+                    let pixel = &image[(iy * w + ix) * c..][..c];
+                    if *groups == 1 {
+                        sum.fill(0.0);
+                        for (i, &v) in pixel.iter().enumerate() {
+                            for (s, &k) in sum.iter_mut().zip(&by_output[(t * ci + i) * o..][..o]) {
+                                *s += v * k;
+                            }
+                        }
+                        add(&mut acc, &sum);
+                    } else if ci == 1 && per_group == 1 {
+                        // Depthwise: output channel oc reads input channel oc.
+                        for ((a, &v), &k) in acc.iter_mut().zip(pixel).zip(&by_output[t * o..][..o]) {
+                            *a += v * k;
+                        }
+                    } else {
+                        for (oc, a) in acc.iter_mut().enumerate() {
+                            *a += dot(&pixel[oc / per_group * ci..][..ci], filter(oc, t));
                         }
                     }
-                    out.push(acc);
                 }
+                out.extend_from_slice(&acc);
             }
         }
     }
     activate(&mut out, activation, o);
     out
+}
+
+fn add(acc: &mut [f32], terms: &[f32]) {
+    acc.iter_mut().zip(terms).for_each(|(a, t)| *a += t);
 }
 
 /// MaxPool, AvgPool, GlobalAvgPool and Resize: each output pixel is a
