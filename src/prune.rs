@@ -14,7 +14,9 @@ pub struct PruneArgs {
     #[arg(long, value_name = "RATIO", group = "amount")]
     prune: Option<f64>,
     /// Prune just enough to keep at most this fraction of the model's
-    /// multiply-accumulates (0 to 1), by the same fraction in every layer.
+    /// multiply-accumulates (0 to 1). With `--prune-by reconstruction`,
+    /// channels go where they cost the least refit error per MAC saved;
+    /// with the other criteria, by the same fraction in every layer.
     #[arg(long, value_name = "FRACTION", group = "amount")]
     prune_macs: Option<f64>,
     /// Per-layer ratios: a text file of `LAYER RATIO` lines (`#` starts a

@@ -28,6 +28,11 @@ pub enum FaceCommand {
         /// Also write the photo with boxes and landmarks drawn (PNG or JPEG).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Also write each face's aligned 112 × 112 crop (what SFace embeds)
+        /// into this folder as PHOTO_NN.png: e.g. a calibration set for
+        /// `kiln convert --calib`.
+        #[arg(long, value_name = "DIR")]
+        crops: Option<PathBuf>,
         #[command(flatten)]
         options: FaceArgs,
     },
@@ -84,7 +89,9 @@ impl FaceArgs {
 /// Runs one `kiln face` command.
 pub fn run(command: &FaceCommand) -> Result<()> {
     match command {
-        FaceCommand::Detect { photo, output, options } => detect(photo, output.as_deref(), options),
+        FaceCommand::Detect { photo, output, crops, options } => {
+            detect(photo, output.as_deref(), crops.as_deref(), options)
+        }
         FaceCommand::Embed { photo, options } => {
             let embedding = Pipeline::embed_one(options, photo)?;
             let values: Vec<String> = embedding.iter().map(|v| format!("{v:.6}")).collect();
@@ -96,7 +103,7 @@ pub fn run(command: &FaceCommand) -> Result<()> {
     }
 }
 
-fn detect(photo: &Path, output: Option<&Path>, args: &FaceArgs) -> Result<()> {
+fn detect(photo: &Path, output: Option<&Path>, crops: Option<&Path>, args: &FaceArgs) -> Result<()> {
     let detector = open_model(&args.models.detector()?)?;
     let mut detector = Detector::new(Session::new(&detector)?)?;
     let mut img = read_photo(photo)?;
@@ -114,11 +121,34 @@ fn detect(photo: &Path, output: Option<&Path>, args: &FaceArgs) -> Result<()> {
             marks.join(" ")
         );
     }
+    if let Some(dir) = crops {
+        write_crops(photo, &view(&img), faces, dir)?;
+    }
     if let Some(out) = output {
         draw::annotate(&mut img, faces);
         img.save(out).with_context(|| format!("cannot write {}", out.display()))?;
         println!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+/// Writes the aligned crop of each of `faces` in `photo` to `dir`.
+fn write_crops(photo: &Path, image: &ImageView<'_>, faces: &[Face], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    let stem = photo.file_stem().map_or("face".into(), |s| s.to_string_lossy());
+    let mut crop = [0u8; CROP * CROP * 3];
+    for (i, face) in faces.iter().enumerate() {
+        let path = dir.join(format!("{stem}_{i:02}.png"));
+        if align(image, &face.landmarks, &mut crop).is_none() {
+            println!("  face {i}: landmarks coincide, no crop written");
+            continue;
+        }
+        image::RgbImage::from_raw(CROP as u32, CROP as u32, crop.to_vec())
+            .context("a crop has CROP × CROP RGB pixels")?
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("wrote {} crop{} to {}", faces.len(), if faces.len() == 1 { "" } else { "s" }, dir.display());
     Ok(())
 }
 

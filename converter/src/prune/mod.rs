@@ -92,6 +92,8 @@ impl Report {
 pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Result<Report> {
     let original = graph.clone();
     let before = Cost::of(graph);
+    let mirrored: Vec<Vec<f32>> = inputs.iter().map(|x| mirror(x, &graph.tensors[graph.input].shape)).collect();
+    let inputs = &[inputs, &mirrored[..]].concat();
     let groups = channels::groups(graph);
     let mean_abs = match options.criterion {
         Criterion::Activation => eval::channel_means(graph, inputs, |x| f64::from(x.abs()))?,
@@ -99,29 +101,29 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
     };
     let mut scores: Vec<Vec<f64>> =
         groups.iter().map(|g| select::scores(graph, g, options.criterion, &mean_abs)).collect();
+    let mut losses = vec![None; groups.len()];
     if options.criterion == Criterion::Reconstruction {
-        for (s, r) in scores.iter_mut().zip(reconstruction::scores(graph, &groups, inputs)?) {
-            if let Some(r) = r {
-                *s = r;
+        for ((s, loss), ranking) in
+            scores.iter_mut().zip(&mut losses).zip(reconstruction::rankings(graph, &groups, inputs)?)
+        {
+            if let Some(ranking) = ranking {
+                *s = ranking.step.iter().map(|&step| step as f64).collect();
+                *loss = Some(ranking.loss);
             }
         }
     }
-    let removed = select::select(graph, &groups, &scores, &options.amount, options.limits)?;
+    let removed = select::select(graph, &groups, &scores, &losses, &options.amount, options.limits)?;
     let widths = groups.iter().zip(&removed).map(|(g, r)| (g.name.clone(), g.width(), g.width() - r.len())).collect();
     let channels: Vec<_> =
         groups.iter().zip(&removed).flat_map(|(g, r)| r.iter().flat_map(|&u| g.units[u].iter().copied())).collect();
     let keep = shrink::shrink(graph, &channels)?;
-    let refits = if options.recover {
-        let mirrored: Vec<Vec<f32>> = inputs.iter().map(|x| mirror(x, &graph.tensors[graph.input].shape)).collect();
-        recover::recover(&original, graph, &keep, &[inputs, &mirrored[..]].concat())?
-    } else {
-        Vec::new()
-    };
+    let refits = if options.recover { recover::recover(&original, graph, &keep, inputs)? } else { Vec::new() };
     Ok(Report { before, after: Cost::of(graph), widths, refits })
 }
 
 /// `x` (NHWC) mirrored left to right: a face seen in a mirror is still a
-/// face, and twice the rows make the refit generalise better.
+/// face, and twice the rows make the scores and the refit generalise
+/// better.
 fn mirror(x: &[f32], shape: &[usize]) -> Vec<f32> {
     let [_, _, w, c] = shape[..] else { return x.to_vec() };
     x.chunks(w * c).flat_map(|row| row.chunks(c).rev().flatten().copied()).collect()

@@ -1,6 +1,7 @@
-//! Recovery without training: each layer that lost input channels is refit
-//! so that, on the calibration inputs, the pruned model reproduces the
-//! original model's output of that layer (He et al. 2017, "Channel Pruning
+//! Recovery without training: each layer that lost input channels, or
+//! reads values that pruning above it changed, is refit so that, on the
+//! calibration inputs, the pruned model reproduces the original model's
+//! output of that layer (He et al. 2017, "Channel Pruning
 //! for Accelerating Very Deep Neural Networks"), with the original float
 //! model as the teacher.
 //!
@@ -45,7 +46,7 @@ pub struct Refit {
     pub error_after: f64,
 }
 
-/// Refits every layer of `pruned` whose input lost channels, on `inputs`
+/// Refits every layer of `pruned` whose input lost channels or changed, on `inputs`
 /// (IR layout); `keep[t]` lists the original channels tensor `t` kept.
 pub fn recover(original: &Graph, pruned: &mut Graph, keep: &[Vec<usize>], inputs: &[Vec<f32>]) -> Result<Vec<Refit>> {
     let mut last_use = vec![0usize; pruned.tensors.len()];
@@ -60,10 +61,16 @@ pub fn recover(original: &Graph, pruned: &mut Graph, keep: &[Vec<usize>], inputs
         teacher[s][original.input] = Some(x.clone());
     }
     let mut refits = Vec::new();
+    // Tensors whose values differ from the teacher's: a layer reading one
+    // is refit even if it lost no channel, to make up for the error above.
+    let mut drifted: Vec<bool> = (0..pruned.tensors.len())
+        .map(|t| keep[t].len() < original.tensors[t].shape.last().copied().unwrap_or(1))
+        .collect();
     for n in 0..pruned.nodes.len() {
         let input = pruned.nodes[n].inputs[0];
-        let full_width = original.tensors[input].shape.last().copied().unwrap_or(1);
-        if is_source(&pruned.nodes[n].op) && keep[input].len() < full_width {
+        let drift = pruned.nodes[n].inputs.iter().any(|&t| drifted[t]);
+        drifted[pruned.nodes[n].output] |= drift;
+        if is_source(&pruned.nodes[n].op) && drift {
             let rows = |graph: &Graph, values: &[Vec<Option<Vec<f32>>>]| -> Result<Vec<f32>> {
                 let mut rows = Vec::new();
                 for v in values {

@@ -28,8 +28,10 @@ pub enum Criterion {
 pub enum Amount {
     /// The same fraction of every group's channels.
     Ratio(f64),
-    /// The smallest uniform ratio that keeps at most this fraction of the
-    /// model's multiply-accumulates.
+    /// Keep at most this fraction of the model's multiply-accumulates:
+    /// where the criterion measures each group's loss (reconstruction),
+    /// channels go where they cost the least loss per MAC saved;
+    /// otherwise every group loses the same, least sufficient, ratio.
     Macs(f64),
     /// A ratio per group, by group name; groups not named keep all channels.
     PerGroup(BTreeMap<String, f64>),
@@ -94,20 +96,24 @@ pub fn kept_width(width: usize, ratio: f64, limits: Limits) -> usize {
 }
 
 /// The units each group loses (indices into its units, least important
-/// first) for `amount`, given each group's unit scores.
+/// first) for `amount`, given each group's unit scores and, where known,
+/// its loss after each removal in score order (see
+/// [`super::reconstruction::Ranking::loss`]).
 pub fn select(
     graph: &Graph,
     groups: &[Group],
     scores: &[Vec<f64>],
+    losses: &[Option<Vec<f64>>],
     amount: &Amount,
     limits: Limits,
 ) -> Result<Vec<Vec<usize>>> {
-    let removal = |ratio_of: &dyn Fn(&Group) -> f64| -> Vec<Vec<usize>> {
+    let lowest = |kept: &dyn Fn(usize, &Group) -> usize| -> Vec<Vec<usize>> {
         groups
             .iter()
             .zip(scores)
-            .map(|(g, s)| {
-                let drop = g.width() - kept_width(g.width(), ratio_of(g), limits);
+            .enumerate()
+            .map(|(i, (g, s))| {
+                let drop = g.width() - kept(i, g);
                 let mut order: Vec<usize> = (0..g.width()).collect();
                 order.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
                 order.truncate(drop);
@@ -116,6 +122,7 @@ pub fn select(
             })
             .collect()
     };
+    let removal = |ratio_of: &dyn Fn(&Group) -> f64| lowest(&|_, g| kept_width(g.width(), ratio_of(g), limits));
     Ok(match amount {
         Amount::Ratio(r) => removal(&|_| *r),
         Amount::PerGroup(ratios) => {
@@ -126,6 +133,10 @@ pub fn select(
                 }
             }
             removal(&|g| ratios.get(&g.name).copied().unwrap_or(0.0))
+        }
+        Amount::Macs(budget) if losses.iter().any(Option::is_some) => {
+            let kept = allocate(graph, groups, losses, *budget, limits)?;
+            lowest(&|i, _| kept[i])
         }
         Amount::Macs(budget) => {
             let full = cost::macs(graph) as f64;
@@ -139,16 +150,65 @@ pub fn select(
             });
             match within {
                 Some(removed) => removed,
-                None => bail!(
-                    "pruning cannot bring the model to {:.1}% of its multiply-accumulates: the narrowest widths \
-                     allowed (at least {} channels, multiples of {}) do not; ask for a larger fraction",
-                    budget * 100.0,
-                    limits.min_width,
-                    limits.multiple
-                ),
+                None => return Err(out_of_reach(*budget, limits)),
             }
         }
     })
+}
+
+fn out_of_reach(budget: f64, limits: Limits) -> anyhow::Error {
+    anyhow::anyhow!(
+        "pruning cannot bring the model to {:.1}% of its multiply-accumulates: the narrowest widths allowed (at \
+         least {} channels, multiples of {}) do not; ask for a larger fraction",
+        budget * 100.0,
+        limits.min_width,
+        limits.multiple
+    )
+}
+
+/// Kept widths within `budget` (a fraction of the MACs): starting from the
+/// full model, the group whose next step down (to the next multiple
+/// allowed) adds the least loss per MAC saved narrows, until the budget is
+/// met. Groups without a loss keep their width.
+fn allocate(
+    graph: &Graph,
+    groups: &[Group],
+    losses: &[Option<Vec<f64>>],
+    budget: f64,
+    limits: Limits,
+) -> Result<Vec<usize>> {
+    let target = budget * cost::macs(graph) as f64;
+    let mut kept: Vec<usize> = groups.iter().map(Group::width).collect();
+    let macs = |kept: &[usize]| {
+        let removed: Vec<Vec<usize>> = groups.iter().zip(kept).map(|(g, &k)| (k..g.width()).collect()).collect();
+        let widths = remaining_widths(graph, groups, &removed);
+        cost::macs_with(graph, |t| widths[t]) as f64
+    };
+    let mut now = macs(&kept);
+    while now > target {
+        let step = groups
+            .iter()
+            .zip(losses)
+            .enumerate()
+            .filter_map(|(i, (g, loss))| {
+                let loss = loss.as_ref()?;
+                let multiple = if g.width() >= limits.multiple { limits.multiple.max(1) } else { 1 };
+                let next = (kept[i] - 1) / multiple * multiple;
+                if next == 0 || next < limits.min_width.min(g.width()) {
+                    return None;
+                }
+                let mut narrower = kept.clone();
+                narrower[i] = next;
+                let after = macs(&narrower);
+                let (before_loss, after_loss) = (loss[g.width() - kept[i]], loss[g.width() - next]);
+                Some(((after_loss - before_loss) / (now - after), i, next, after))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((_, i, next, after)) = step else { return Err(out_of_reach(budget, limits)) };
+        kept[i] = next;
+        now = after;
+    }
+    Ok(kept)
 }
 
 /// Channels of each tensor left after removing `removed` units of `groups`.
