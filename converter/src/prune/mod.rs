@@ -93,6 +93,10 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
     let original = graph.clone();
     let before = Cost::of(graph);
     let mirrored: Vec<Vec<f32>> = inputs.iter().map(|x| mirror(x, &graph.tensors[graph.input].shape)).collect();
+    // A MAC budget is spent by output cost, measured on two folds, a face
+    // and its mirror image in the same one.
+    let folds: Vec<usize> = (0..2 * inputs.len()).map(|s| s % inputs.len().max(1) % 2).collect();
+    let folds = matches!(options.amount, Amount::Macs(_)).then_some(&folds[..]);
     let inputs = &[inputs, &mirrored[..]].concat();
     let groups = channels::groups(graph);
     let mean_abs = match options.criterion {
@@ -104,7 +108,7 @@ pub fn prune(graph: &mut Graph, inputs: &[Vec<f32>], options: &Options) -> Resul
     let mut losses = vec![None; groups.len()];
     if options.criterion == Criterion::Reconstruction {
         for ((s, loss), ranking) in
-            scores.iter_mut().zip(&mut losses).zip(reconstruction::rankings(graph, &groups, inputs)?)
+            scores.iter_mut().zip(&mut losses).zip(reconstruction::rankings(graph, &groups, inputs, folds)?)
         {
             if let Some(ranking) = ranking {
                 *s = ranking.step.iter().map(|&step| step as f64).collect();
