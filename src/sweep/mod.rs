@@ -1,5 +1,5 @@
-//! `kiln sweep`: pruning ratios against accuracy, cost and speed, with and
-//! without recovery, as a table and an SVG plot. Every pruned model is
+//! `kiln sweep`: pruning ratios (or MAC budgets) against accuracy, cost and
+//! speed, with and without recovery, as a table and an SVG plot. Every pruned model is
 //! converted, run on real inputs against the unpruned float model (tract),
 //! and timed side by side with the unpruned int8 model in the same process.
 
@@ -34,9 +34,13 @@ pub struct SweepArgs {
     /// Held-out inputs that accuracy is measured on.
     #[arg(long)]
     data: PathBuf,
-    /// Pruning ratios, comma-separated.
+    /// Pruning ratios, comma-separated: the same ratio in every layer.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.4,0.5")]
     ratios: Vec<f64>,
+    /// MAC budgets instead, comma-separated (as `kiln convert --prune-macs`:
+    /// each layer pruned as much as the output cost per MAC saved allows).
+    #[arg(long, value_delimiter = ',', conflicts_with = "ratios")]
+    macs: Vec<f64>,
     /// Same/different threshold on the outputs' cosine similarity (SFace:
     /// 0.363): also counts the pairs of inputs whose decision agrees with
     /// the float model's.
@@ -57,8 +61,8 @@ pub struct SweepArgs {
 
 /// One converted model and its measurements.
 pub struct Point {
-    /// Pruning ratio asked for.
-    pub ratio: f64,
+    /// Pruning ratio or MAC budget asked for.
+    pub asked: f64,
     /// Whether recovery ran.
     pub recovery: bool,
     /// MACs kept, as a fraction of the unpruned model's.
@@ -81,6 +85,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     for &r in &args.ratios {
         ensure!((0.0..1.0).contains(&r), "--ratios take fractions from 0 to below 1, not {r}");
     }
+    for &m in &args.macs {
+        ensure!(m > 0.0 && m <= 1.0, "--macs take fractions above 0 and up to 1, not {m}");
+    }
+    let (by, amounts): (&str, Vec<(f64, Amount)>) = if args.macs.is_empty() {
+        ("ratio", args.ratios.iter().map(|&r| (r, Amount::Ratio(r))).collect())
+    } else {
+        ("budget", args.macs.iter().map(|&m| (m, Amount::Macs(m))).collect())
+    };
     let options = args.inputs.image_options()?;
     let onnx = OnnxModel::load(&args.onnx)?;
     let samples = input::load_dir(&args.data, &onnx.input_shape, &options)?;
@@ -96,11 +108,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     };
     let unpruned = AlignedBytes::copy_of(&convert(None)?.bytes);
     let unpruned = Model::from_bytes(&unpruned)?;
-    let bar = progress(args.ratios.len() * 2, "pruning");
+    let bar = progress(amounts.len() * 2, "pruning");
     let mut points = Vec::new();
-    for &ratio in &args.ratios {
+    for (asked, amount) in &amounts {
         for recovery in [true, false] {
-            let options = prune::Options { amount: Amount::Ratio(ratio), recover: recovery, ..Default::default() };
+            let options = prune::Options { amount: amount.clone(), recover: recovery, ..Default::default() };
             let done = convert(Some(&options))?;
             let report = done.pruning.as_ref().expect("pruning was asked for");
             let bytes = AlignedBytes::copy_of(&done.bytes);
@@ -110,7 +122,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
             let min = cosines.iter().copied().fold(f64::INFINITY, f64::min);
             points.push(Point {
-                ratio,
+                asked: *asked,
                 recovery,
                 macs: report.after.macs as f64 / report.before.macs as f64,
                 parameters: report.after.parameters as f64 / report.before.parameters as f64,
@@ -123,8 +135,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    print_table(&points, args.runs);
-    plot::write(&args.plot, &points, &args.onnx)?;
+    print_table(&points, by, args.runs);
+    plot::write(&args.plot, &points, by, &args.onnx)?;
     println!("plot: {}", args.plot.display());
     Ok(())
 }
@@ -166,18 +178,19 @@ fn latency(model: &Model<'_>, unpruned: &Model<'_>, input: &[f32], runs: usize) 
     Ok((Stats::of(&contenders[0].samples).median, Stats::of(&contenders[1].samples).median))
 }
 
-fn print_table(points: &[Point], runs: usize) {
+/// The table; `by` names what was asked for (`ratio` or `budget`).
+fn print_table(points: &[Point], by: &str, runs: usize) {
     println!("pruning sweep: accuracy against the unpruned float model (tract); latency int8, one thread,");
     println!("median of {runs} runs interleaved with the unpruned int8 model");
     println!(
-        "{:>5} {:>9} {:>7} {:>7} {:>10} {:>11} {:>10} {:>9} {:>9} {:>12} {:>8}",
-        "ratio", "recovery", "MACs", "params", "file B", "cos mean", "cos min", "pairs", "ms", "unpruned ms", "speedup"
+        "{:>6} {:>9} {:>7} {:>7} {:>10} {:>11} {:>10} {:>9} {:>9} {:>12} {:>8}",
+        by, "recovery", "MACs", "params", "file B", "cos mean", "cos min", "pairs", "ms", "unpruned ms", "speedup"
     );
     for p in points {
         let pairs = p.pairs.map_or("-".into(), |(a, n)| format!("{a}/{n}"));
         println!(
-            "{:>5.2} {:>9} {:>6.1}% {:>6.1}% {:>10} {:>11.5} {:>10.5} {:>9} {:>9.3} {:>12.3} {:>7.2}x",
-            p.ratio,
+            "{:>6.2} {:>9} {:>6.1}% {:>6.1}% {:>10} {:>11.5} {:>10.5} {:>9} {:>9.3} {:>12.3} {:>7.2}x",
+            p.asked,
             if p.recovery { "yes" } else { "no" },
             100.0 * p.macs,
             100.0 * p.parameters,

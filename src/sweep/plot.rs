@@ -1,6 +1,7 @@
 //! The sweep as an SVG chart: mean cosine to the float model against the
 //! fraction of multiply-accumulates kept, one line with recovery and one
-//! without, each point labelled with its ratio and measured speedup.
+//! without, each point labelled with its ratio (or MAC budget) and measured
+//! speedup.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -17,11 +18,11 @@ const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 
 /// Writes the chart of `points` for `model` to `path`.
-pub fn write(path: &Path, points: &[Point], model: &Path) -> Result<()> {
-    std::fs::write(path, svg(points, model)).with_context(|| format!("cannot write {}", path.display()))
+pub fn write(path: &Path, points: &[Point], by: &str, model: &Path) -> Result<()> {
+    std::fs::write(path, svg(points, by, model)).with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn svg(points: &[Point], model: &Path) -> String {
+fn svg(points: &[Point], by: &str, model: &Path) -> String {
     let (x0, x1) = (0.0, 1.0);
     let lowest = points.iter().map(|p| p.cosine.0).fold(1.0, f64::min);
     let (y0, y1) = (((lowest - 0.02) * 50.0).floor() / 50.0, 1.0);
@@ -90,7 +91,7 @@ fn svg(points: &[Point], model: &Path) -> String {
                     r#"<text x="{:.1}" y="{:.1}" fill="{colour}">{:.1} ({:.2}x)</text>"#,
                     x(p.macs) + 6.0,
                     y(p.cosine.0) - 8.0,
-                    p.ratio,
+                    p.asked,
                     p.ms.1 / p.ms.0
                 );
             }
@@ -108,7 +109,7 @@ fn svg(points: &[Point], model: &Path) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" font-size="11">labels: pruning ratio (int8 speedup over the unpruned int8 model)</text>"#,
+        r#"<text x="{}" y="{}" font-size="11">labels: pruning {by} (int8 speedup over the unpruned int8 model)</text>"#,
         x(0.05),
         y(y0) - 76.0
     );
