@@ -1,6 +1,7 @@
 //! Structured channel pruning: the channel analysis on a graph with every
 //! coupling pattern, exactness (pruning nothing, pruning channels that are
-//! all zeros), and SFace pruned to 75% of its multiply-accumulates, int8,
+//! all zeros), the MAC budget's allocation, and SFace pruned to 80% and
+//! 75% of its multiply-accumulates, int8,
 //! against the unpruned float model run by tract, with and without the
 //! least-squares recovery.
 
@@ -223,6 +224,21 @@ fn embeddings(bytes: &[u8], faces: &[input::Sample], shape: &[usize]) -> Vec<Vec
 #[test]
 #[ignore = "fails: held-out cosine 0.93110 < 0.95 at 74.6% of the MACs (pairs 274/276 pass); about 2 min"]
 fn sface_pruned_to_three_quarters_of_its_macs_keeps_its_decisions() {
+    keeps_its_decisions(0.75);
+}
+
+/// The same bar at 80% of the MACs, which pruning meets today, narrowly:
+/// held-out cosine 0.95074 at 79.6% (0.40512 without recovery), decisions
+/// agree on 273 of 276 pairs, when measured. About 100 s.
+#[test]
+fn sface_pruned_to_four_fifths_of_its_macs_keeps_its_decisions() {
+    keeps_its_decisions(0.80);
+}
+
+/// SFace pruned to `budget` of its MACs, int8, with and without recovery:
+/// held-out mean cosine to the unpruned fp32 model ≥ 0.95, ≥ 98% of the
+/// 276 same/different decisions at 0.363 agree, and recovery gains.
+fn keeps_its_decisions(budget: f64) {
     let onnx = common::sface();
     let (model, _) = kiln_converter::load_ir(&onnx).unwrap();
     let options = ImageOptions::default();
@@ -235,13 +251,13 @@ fn sface_pruned_to_three_quarters_of_its_macs_keeps_its_decisions() {
 
     let mut scores = Vec::new();
     for recover in [true, false] {
-        let prune = prune::Options { amount: Amount::Macs(0.75), recover, ..prune::Options::default() };
+        let prune = prune::Options { amount: Amount::Macs(budget), recover, ..prune::Options::default() };
         let calib = common::calibration_faces();
         let done =
             kiln_converter::convert_pruned(&onnx, &calib, &options, Method::Mse, Some(&prune), |_, _| {}).unwrap();
         let report = done.pruning.unwrap();
         let kept = report.after.macs as f64 / report.before.macs as f64;
-        assert!(kept <= 0.75, "MACs kept: {kept}");
+        assert!(kept <= budget, "MACs kept: {kept}");
         let int8 = embeddings(&done.bytes, &faces, &model.input_shape);
         let cosines: Vec<f64> = (0..16).map(|i| common::cosine(&int8[i], &float[i])).collect();
         let mean = cosines.iter().sum::<f64>() / 16.0;
