@@ -1,9 +1,8 @@
 //! Structured channel pruning: the channel analysis on a graph with every
 //! coupling pattern, exactness (pruning nothing, pruning channels that are
-//! all zeros), the MAC budget's allocation, and SFace pruned to 80% and
-//! 75% of its multiply-accumulates, int8,
-//! against the unpruned float model run by tract, with and without the
-//! least-squares recovery.
+//! all zeros), the MAC budget's allocation, and SFace pruned to 80% and 75%
+//! of its multiply-accumulates, int8, against the unpruned float model run
+//! by tract, with and without the least-squares recovery.
 
 mod common;
 
