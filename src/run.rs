@@ -12,12 +12,7 @@ pub fn open_model(path: &Path) -> Result<Model<'static>> {
     Model::open(path).with_context(|| format!("cannot load the .kiln model {}", path.display()))
 }
 
-/// Cosine similarity of two vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
-}
+pub use kiln_converter::metrics::cosine;
 
 /// Runs `model` on each input and prints the first output: its norm, its
 /// first values and its largest element; then the pairwise cosine

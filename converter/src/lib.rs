@@ -16,6 +16,7 @@ pub mod import;
 pub mod input;
 pub mod ir;
 pub mod lower;
+pub mod metrics;
 pub mod passes;
 pub mod plan;
 pub mod prune;

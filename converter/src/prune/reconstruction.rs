@@ -12,6 +12,7 @@ use nalgebra::DMatrix;
 
 use super::channels::{is_source, Group};
 use crate::ir::{eval, Graph, Op};
+use crate::metrics::cosine;
 
 /// Ridge added to `XᵀX`, relative to its mean diagonal, so that it inverts;
 /// layers with few rows per feature get `features / rows` (as in
@@ -46,32 +47,35 @@ pub fn rankings(
     folds: Option<&[usize]>,
 ) -> Result<Vec<Option<Ranking>>> {
     let values: Vec<Vec<Option<Vec<f32>>>> = inputs.iter().map(|x| eval::evaluate(graph, x)).collect::<Result<_>>()?;
+    // A copy whose consumers take the probes' weights in turn.
+    let mut probed = graph.clone();
     groups
         .iter()
         .map(|group| {
             let Some((n, features)) = consumer(graph, group) else { return Ok(None) };
             let op = &graph.nodes[n].op;
+            let patches: Vec<Vec<f32>> = values
+                .iter()
+                .map(|v| {
+                    let input = v[graph.nodes[n].inputs[0]].as_deref().context("consumer input not computed")?;
+                    Ok(eval::patches(graph, n, input))
+                })
+                .collect::<Result<_>>()?;
             // The consumer's input rows of the inputs outside fold `skip`.
-            let rows = |skip: Option<usize>| -> Result<Vec<f32>> {
-                let mut x = Vec::new();
-                for (s, v) in values.iter().enumerate() {
-                    if skip.is_none_or(|fold| folds.is_none_or(|f| f[s] != fold)) {
-                        let input = v[graph.nodes[n].inputs[0]].as_deref().context("consumer input not computed")?;
-                        x.extend(eval::patches(graph, n, input));
-                    }
-                }
-                Ok(x)
+            let rows = |skip: Option<usize>| -> Vec<f32> {
+                let kept = |s: usize| skip.is_none_or(|fold| folds.is_none_or(|f| f[s] != fold));
+                patches.iter().enumerate().filter(|&(s, _)| kept(s)).flat_map(|(_, p)| p.iter().copied()).collect()
             };
             let probe = features.len().div_ceil(4);
-            let Some(all) = surgery(op, &rows(None)?, probe) else { return Ok(None) };
+            let Some(all) = surgery(op, &rows(None), probe) else { return Ok(None) };
             let step = features.iter().map(|&j| all.order[j]).collect();
             let Some(folds) = folds else { return Ok(Some(Ranking { step, loss: all.loss })) };
             let mut cost = 0.0;
             for fold in 0..2 {
-                if let Some(fit) = surgery(op, &rows(Some(fold))?, probe) {
+                if let Some(mut fit) = surgery(op, &rows(Some(fold)), probe) {
                     let held_out: Vec<&[Option<Vec<f32>>]> =
                         values.iter().zip(folds).filter(|(_, &f)| f == fold).map(|(v, _)| &v[..]).collect();
-                    cost += output_cost(graph, n, &fit.probe_weights, &held_out)? / 2.0;
+                    cost += output_cost(&mut probed, n, &mut fit.probe_weights, &held_out)? / 2.0;
                 }
             }
             let scale = cost / all.loss[probe].max(f64::MIN_POSITIVE);
@@ -81,17 +85,28 @@ pub fn rankings(
 }
 
 /// Mean 1 − cosine of the graph's outputs to `values` (the original
-/// model's, per input) when node `n`'s weights are `weights`.
-fn output_cost(graph: &Graph, n: usize, weights: &[f32], values: &[&[Option<Vec<f32>>]]) -> Result<f64> {
-    let mut changed = graph.clone();
-    if let Some((w, _)) = changed.nodes[n].op.weights_and_bias_mut() {
-        w.copy_from_slice(weights);
-    }
+/// model's, per input) when node `n` computes with `weights` (swapped in
+/// for the run, then back).
+fn output_cost(graph: &mut Graph, n: usize, weights: &mut [f32], values: &[&[Option<Vec<f32>>]]) -> Result<f64> {
+    let swap = |graph: &mut Graph, weights: &mut [f32]| {
+        if let Some((w, _)) = graph.nodes[n].op.weights_and_bias_mut() {
+            w.swap_with_slice(weights);
+        }
+    };
+    swap(graph, weights);
+    let cost = mean_output_cost(graph, n, values);
+    swap(graph, weights);
+    cost
+}
+
+/// Mean 1 − cosine of the graph's outputs, computed from node `n` on, to
+/// `values`.
+fn mean_output_cost(graph: &Graph, n: usize, values: &[&[Option<Vec<f32>>]]) -> Result<f64> {
     let mut cost = 0.0;
     for original in values {
         let mut now = original.to_vec();
         for m in n..graph.nodes.len() {
-            eval::step(&changed, m, &mut now)?;
+            eval::step(graph, m, &mut now)?;
         }
         for &t in &graph.outputs {
             let (a, b) = (now[t].as_deref().context("output")?, original[t].as_deref().context("output")?);
@@ -99,11 +114,6 @@ fn output_cost(graph: &Graph, n: usize, weights: &[f32], values: &[&[Option<Vec<
         }
     }
     Ok(cost / (values.len() * graph.outputs.len()).max(1) as f64)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&p, &q)| f64::from(p) * f64::from(q)).sum::<f64>();
-    dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(f64::MIN_POSITIVE)
 }
 
 /// A 1×1 convolution (one group) reading the group, and the input channel

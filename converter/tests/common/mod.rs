@@ -57,12 +57,7 @@ pub fn photo(name: &str) -> PathBuf {
     path
 }
 
-/// Cosine similarity.
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
-}
+pub use kiln_converter::metrics::cosine;
 
 /// OpenCV's same-person threshold for SFace's cosine similarity.
 pub const SAME_PERSON: f64 = 0.363;
