@@ -9,6 +9,7 @@
 
 use anyhow::{Context, Result};
 use nalgebra::DMatrix;
+use rayon::prelude::*;
 
 use super::channels::{is_source, Group};
 use crate::ir::{eval, Graph, Op};
@@ -46,33 +47,32 @@ pub fn rankings(
     inputs: &[Vec<f32>],
     folds: Option<&[usize]>,
 ) -> Result<Vec<Option<Ranking>>> {
-    let values: Vec<Vec<Option<Vec<f32>>>> = inputs.iter().map(|x| eval::evaluate(graph, x)).collect::<Result<_>>()?;
+    let values: Vec<Vec<Option<Vec<f32>>>> =
+        inputs.par_iter().map(|x| eval::evaluate(graph, x)).collect::<Result<_>>()?;
     // A copy whose consumers take the probes' weights in turn.
     let mut probed = graph.clone();
+    let fold_of = |s: usize| folds.map_or(0, |f| f[s]);
     groups
         .iter()
         .map(|group| {
             let Some((n, features)) = consumer(graph, group) else { return Ok(None) };
             let op = &graph.nodes[n].op;
-            let patches: Vec<Vec<f32>> = values
-                .iter()
-                .map(|v| {
-                    let input = v[graph.nodes[n].inputs[0]].as_deref().context("consumer input not computed")?;
-                    Ok(eval::patches(graph, n, input))
-                })
-                .collect::<Result<_>>()?;
-            // The consumer's input rows of the inputs outside fold `skip`.
-            let rows = |skip: Option<usize>| -> Vec<f32> {
-                let kept = |s: usize| skip.is_none_or(|fold| folds.is_none_or(|f| f[s] != fold));
-                patches.iter().enumerate().filter(|&(s, _)| kept(s)).flat_map(|(_, p)| p.iter().copied()).collect()
-            };
+            let Op::Conv2d { weights, bias, .. } = op else { return Ok(None) };
+            // Each fold's Gram matrix of the consumer's input rows.
+            let mut grams = [Gram::default(), Gram::default()];
+            for (s, v) in values.iter().enumerate() {
+                let input = v[graph.nodes[n].inputs[0]].as_deref().context("consumer input not computed")?;
+                grams[fold_of(s)].add(&eval::patches(graph, n, input), weights.len() / bias.len());
+            }
             let probe = features.len().div_ceil(4);
-            let Some(all) = surgery(op, &rows(None), probe) else { return Ok(None) };
+            let all = grams[0].clone() + &grams[1];
+            let Some(all) = surgery(op, &all, probe, usize::MAX) else { return Ok(None) };
             let step = features.iter().map(|&j| all.order[j]).collect();
             let Some(folds) = folds else { return Ok(Some(Ranking { step, loss: all.loss })) };
             let mut cost = 0.0;
             for fold in 0..2 {
-                if let Some(mut fit) = surgery(op, &rows(Some(fold)), probe) {
+                // Fit on the other fold, up to the probe, and score on this one.
+                if let Some(mut fit) = surgery(op, &grams[1 - fold], probe, probe) {
                     let held_out: Vec<&[Option<Vec<f32>>]> =
                         values.iter().zip(folds).filter(|(_, &f)| f == fold).map(|(v, _)| &v[..]).collect();
                     cost += output_cost(&mut probed, n, &mut fit.probe_weights, &held_out)? / 2.0;
@@ -82,6 +82,39 @@ pub fn rankings(
             Ok(Some(Ranking { step, loss: all.loss.iter().map(|l| l * scale).collect() }))
         })
         .collect()
+}
+
+/// `XᵀX` of a layer's input rows `X`, summed over inputs.
+#[derive(Clone, Debug, Default)]
+struct Gram {
+    /// `XᵀX`, features × features (empty before the first rows).
+    matrix: DMatrix<f64>,
+    /// Rows summed.
+    rows: usize,
+}
+
+impl Gram {
+    /// Adds `x`, rows of `features` values.
+    fn add(&mut self, x: &[f32], features: usize) {
+        let xm = DMatrix::from_row_iterator(x.len() / features, features, x.iter().map(|&v| f64::from(v)));
+        // `transpose() *` runs a blocked matrix product (`tr_mul` a dot
+        // product per entry, several times slower).
+        let product = xm.transpose() * &xm;
+        self.matrix = if self.rows == 0 { product } else { &self.matrix + product };
+        self.rows += xm.nrows();
+    }
+}
+
+impl std::ops::Add<&Gram> for Gram {
+    type Output = Gram;
+
+    fn add(self, other: &Gram) -> Gram {
+        match (self.rows, other.rows) {
+            (_, 0) => self,
+            (0, _) => other.clone(),
+            _ => Gram { matrix: self.matrix + &other.matrix, rows: self.rows + other.rows },
+        }
+    }
 }
 
 /// Mean 1 − cosine of the graph's outputs to `values` (the original
@@ -102,18 +135,20 @@ fn output_cost(graph: &mut Graph, n: usize, weights: &mut [f32], values: &[&[Opt
 /// Mean 1 − cosine of the graph's outputs, computed from node `n` on, to
 /// `values`.
 fn mean_output_cost(graph: &Graph, n: usize, values: &[&[Option<Vec<f32>>]]) -> Result<f64> {
-    let mut cost = 0.0;
-    for original in values {
+    let costs = values.par_iter().map(|original| -> Result<f64> {
         let mut now = original.to_vec();
         for m in n..graph.nodes.len() {
             eval::step(graph, m, &mut now)?;
         }
+        let mut cost = 0.0;
         for &t in &graph.outputs {
             let (a, b) = (now[t].as_deref().context("output")?, original[t].as_deref().context("output")?);
             cost += 1.0 - cosine(a, b);
         }
-    }
-    Ok(cost / (values.len() * graph.outputs.len()).max(1) as f64)
+        Ok(cost)
+    });
+    let costs: Vec<f64> = costs.collect::<Result<_>>()?;
+    Ok(costs.iter().sum::<f64>() / (values.len() * graph.outputs.len()).max(1) as f64)
 }
 
 /// A 1×1 convolution (one group) reading the group, and the input channel
@@ -148,13 +183,15 @@ struct Surgery {
     probe_weights: Vec<f32>,
 }
 
-/// Drops the inputs of `op`, with `x` its rows of inputs, greedily.
-fn surgery(op: &Op, x: &[f32], probe: usize) -> Option<Surgery> {
+/// Drops the inputs of `op`, whose input rows have the Gram matrix `gram`,
+/// greedily, for at most `steps` steps.
+fn surgery(op: &Op, gram: &Gram, probe: usize, steps: usize) -> Option<Surgery> {
     let Op::Conv2d { weights, bias, .. } = op else { return None };
     let (outs, d) = (bias.len(), weights.len() / bias.len());
-    let n = x.len() / d;
-    let xm = DMatrix::from_fn(n, d, |r, c| f64::from(x[r * d + c]));
-    let mut gram = xm.tr_mul(&xm);
+    if gram.rows == 0 || gram.matrix.nrows() != d {
+        return None;
+    }
+    let (n, mut gram) = (gram.rows, gram.matrix.clone());
     let w0 = DMatrix::from_fn(d, outs, |j, o| f64::from(weights[o * d + j]));
     // ‖XW‖²: the output's energy, which the losses are relative to.
     let output_energy = (&gram * &w0).component_mul(&w0).sum().max(f64::MIN_POSITIVE);
@@ -176,7 +213,7 @@ fn surgery(op: &Op, x: &[f32], probe: usize) -> Option<Surgery> {
         (0..d * outs).map(|i| if active[i % d] { w[(i % d) * outs + i / d] as f32 } else { 0.0 }).collect()
     };
     let mut probe_weights = snapshot(&w, &active);
-    for step in 0..d - 1 {
+    for step in 0..(d - 1).min(steps) {
         let cost = |j: usize| norms[j] / inv[j * d + j];
         let j = (0..d).filter(|&j| active[j]).min_by(|&a, &b| cost(a).total_cmp(&cost(b)))?;
         order[j] = step;
@@ -231,7 +268,10 @@ mod tests {
             x.extend([a, b, d, a]);
         }
         let weights = vec![1.0, 1.5, 0.2, 1.0, -1.0, 0.5, 0.2, 2.0];
-        let Surgery { order, loss, probe_weights } = surgery(&pointwise(weights.clone(), 2), &x, 1).unwrap();
+        let mut gram = Gram::default();
+        gram.add(&x, 4);
+        let Surgery { order, loss, probe_weights } =
+            surgery(&pointwise(weights.clone(), 2), &gram, 1, usize::MAX).unwrap();
         assert!(order[0] == 0 || order[3] == 0, "a duplicate goes first: {order:?}");
         assert!(order[2] > order[0].min(order[3]), "{order:?}");
         // Its twin takes over its weights: the refit layer computes the same

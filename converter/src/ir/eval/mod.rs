@@ -134,10 +134,14 @@ fn prelu(x: f32, slope: f32) -> f32 {
 
 /// Applies a fused activation in place; `channels` is the last axis' size.
 fn activate(values: &mut [f32], act: &FusedActivation, channels: usize) {
-    if let Some(alpha) = &act.alpha {
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = prelu(*v, if alpha.len() == 1 { alpha[0] } else { alpha[i % channels] });
+    match act.alpha.as_deref() {
+        Some(&[alpha]) => values.iter_mut().for_each(|v| *v = prelu(*v, alpha)),
+        Some(alpha) => {
+            for pixel in values.chunks_mut(channels) {
+                pixel.iter_mut().zip(alpha).for_each(|(v, &a)| *v = prelu(*v, a));
+            }
         }
+        None => {}
     }
     if let Some((lo, hi)) = act.clamp {
         for v in values.iter_mut() {

@@ -21,8 +21,14 @@ pub(super) fn conv2d(op: &Op, x: &[f32], shape: &[usize], out_shape: &[usize]) -
     // What a padded cell adds, and the weights as [tap][in][out].
     let pad_terms: Vec<f32> =
         (0..taps).flat_map(|t| (0..o).map(move |oc| pad_value * filter(oc, t).iter().sum::<f32>())).collect();
-    let by_output: Vec<f32> =
-        (0..taps).flat_map(|t| (0..ci).flat_map(move |i| (0..o).map(move |oc| filter(oc, t)[i]))).collect();
+    let mut by_output = vec![0f32; weights.len()];
+    for oc in 0..o {
+        for t in 0..taps {
+            for (i, &k) in filter(oc, t).iter().enumerate() {
+                by_output[(t * ci + i) * o + oc] = k;
+            }
+        }
+    }
     let mut out = Vec::with_capacity(out_shape.iter().product());
     let (mut acc, mut sum) = (vec![0f32; o], vec![0f32; o]);
     for image in x.chunks(h * w * c) {
