@@ -6,6 +6,7 @@ use anyhow::{ensure, Result};
 use kiln_converter::import::OnnxModel;
 use kiln_converter::input;
 use kiln_converter::ir::layout;
+use kiln_converter::metrics::disagreeing_pairs;
 use kiln_converter::reference::Reference;
 use kiln_runtime::Session;
 
@@ -19,10 +20,18 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
 }
 
+/// What `kiln eval` reports beyond the outputs' cosine similarity.
+pub struct Checks {
+    /// The SQNR of every layer's output.
+    pub layers: bool,
+    /// Pair decisions at this cosine threshold, against the float model's.
+    pub pairs: Option<f64>,
+}
+
 /// Runs both models on every input of `data` and prints, per input and
 /// output, the cosine similarity of kiln's output to the float one; then
 /// mean and min, and top-1 agreement for classifier-shaped outputs.
-pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: &InputArgs) -> Result<()> {
+pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, checks: Checks, args: &InputArgs) -> Result<()> {
     let options = args.image_options()?;
     let onnx = OnnxModel::load(onnx_path)?;
     let kiln = open_model(kiln_path)?;
@@ -35,7 +44,7 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
         kiln_path.display(),
         kiln.outputs().len()
     );
-    let mut probe = layers.then(|| LayerProbe::new(&onnx, &kiln));
+    let mut probe = checks.layers.then(|| LayerProbe::new(&onnx, &kiln));
     let probed = probe.as_ref().map(LayerProbe::names).unwrap_or_default();
     let reference = Reference::new(&onnx, &[names.clone(), probed].concat())?;
     let samples = input::load_dir(data, &onnx.input_shape, &options)?;
@@ -43,6 +52,8 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
     let mut outputs: Vec<Vec<f32>> = kiln.outputs().map(|o| vec![0f32; o.shape.elements()]).collect();
 
     let mut cosines = vec![Vec::new(); names.len()];
+    // The first output of every input, from each model, for the pairs.
+    let (mut firsts, mut float_firsts) = (Vec::new(), Vec::new());
     let mut top1 = vec![0usize; names.len()];
     let bar = progress(samples.len(), "evaluating");
     let mut rows = Vec::new();
@@ -65,6 +76,10 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
             cosines[i].push(c);
             top1[i] += usize::from(argmax(&outputs[i]) == argmax(&want));
             row += &format!("  {c:.5}");
+            if i == 0 {
+                firsts.push(outputs[0].clone());
+                float_firsts.push(want);
+            }
         }
         rows.push(row);
         bar.inc(1);
@@ -84,6 +99,23 @@ pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, layers: bool, args: 
             print!("; top-1 (argmax) agreement {}/{}", top1[i], c.len());
         }
         println!();
+    }
+    if let Some(threshold) = checks.pairs {
+        let (disagree, pairs) = disagreeing_pairs(&float_firsts, &firsts, threshold);
+        println!(
+            "output 0 `{}`: same/different decisions at cosine {threshold} agree with the float model's on {}/{pairs} pairs",
+            names[0],
+            pairs - disagree.len()
+        );
+        for (i, j) in disagree {
+            println!(
+                "  disagree: {} ~ {}: float {:.4}, kiln {:.4}",
+                label(&samples[i]),
+                label(&samples[j]),
+                cosine(&float_firsts[i], &float_firsts[j]),
+                cosine(&firsts[i], &firsts[j])
+            );
+        }
     }
     if let Some(probe) = probe {
         probe.print();

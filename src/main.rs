@@ -84,6 +84,11 @@ enum Command {
         /// Also report the SQNR of every layer's output.
         #[arg(long)]
         layers: bool,
+        /// Also count the pairs of inputs whose same/different decision
+        /// (cosine of the outputs at least this, e.g. 0.363 for SFace's
+        /// same person) agrees with the float model's, and name the others.
+        #[arg(long, value_name = "THRESHOLD")]
+        pairs: Option<f64>,
         #[command(flatten)]
         inputs: InputArgs,
     },
@@ -108,7 +113,9 @@ fn main() -> ExitCode {
         }
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
-        Command::Eval { onnx, model, data, layers, inputs } => eval::run(&onnx, &model, &data, layers, &inputs),
+        Command::Eval { onnx, model, data, layers, pairs, inputs } => {
+            eval::run(&onnx, &model, &data, eval::Checks { layers, pairs }, &inputs)
+        }
         Command::Bench(args) => bench::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Face { command } => face::run(&command),

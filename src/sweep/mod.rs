@@ -13,6 +13,7 @@ use kiln_converter::calibrate::Method;
 use kiln_converter::import::OnnxModel;
 use kiln_converter::input;
 use kiln_converter::ir::layout;
+use kiln_converter::metrics::disagreeing_pairs;
 use kiln_converter::prune::{self, Amount};
 use kiln_converter::reference::Reference;
 use kiln_runtime::format::AlignedBytes;
@@ -158,11 +159,8 @@ fn outputs(model: &Model<'_>, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
 /// Of all pairs of inputs, how many get the same same/different decision
 /// at `threshold` from `test` as from `reference`; and how many pairs.
 fn agreement(reference: &[Vec<f32>], test: &[Vec<f32>], threshold: f64) -> (usize, usize) {
-    let n = reference.len();
-    let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
-    let decide = |v: &[Vec<f32>], (i, j): (usize, usize)| cosine(&v[i], &v[j]) >= threshold;
-    let agree = pairs.iter().filter(|&&p| decide(reference, p) == decide(test, p)).count();
-    (agree, pairs.len())
+    let (disagree, pairs) = disagreeing_pairs(reference, test, threshold);
+    (pairs - disagree.len(), pairs)
 }
 
 /// Median ms of `model` and of `unpruned`, interleaved on one input.
