@@ -21,11 +21,13 @@ pub use models::ModelArgs;
 /// What `kiln face` does.
 #[derive(Subcommand)]
 pub enum FaceCommand {
-    /// Find the faces in a photo and print their boxes, landmarks and scores.
+    /// Find the faces in photos and print their boxes, landmarks and scores.
     Detect {
-        /// The photo (PNG or JPEG).
-        photo: PathBuf,
-        /// Also write the photo with boxes and landmarks drawn (PNG or JPEG).
+        /// The photos (PNG or JPEG).
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+        /// Also write the photo with boxes and landmarks drawn (PNG or
+        /// JPEG); one photo only.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Also write each face's aligned 112 × 112 crop (what SFace embeds)
@@ -89,8 +91,11 @@ impl FaceArgs {
 /// Runs one `kiln face` command.
 pub fn run(command: &FaceCommand) -> Result<()> {
     match command {
-        FaceCommand::Detect { photo, output, crops, options } => {
-            detect(photo, output.as_deref(), crops.as_deref(), options)
+        FaceCommand::Detect { photos, output, crops, options } => {
+            if output.is_some() && photos.len() > 1 {
+                bail!("--output draws on one photo, but {} were given: give one photo, or drop --output", photos.len());
+            }
+            detect(photos, output.as_deref(), crops.as_deref(), options)
         }
         FaceCommand::Embed { photo, options } => {
             let embedding = Pipeline::embed_one(options, photo)?;
@@ -103,11 +108,25 @@ pub fn run(command: &FaceCommand) -> Result<()> {
     }
 }
 
-fn detect(photo: &Path, output: Option<&Path>, crops: Option<&Path>, args: &FaceArgs) -> Result<()> {
+fn detect(photos: &[PathBuf], output: Option<&Path>, crops: Option<&Path>, args: &FaceArgs) -> Result<()> {
     let detector = open_model(&args.models.detector()?)?;
     let mut detector = Detector::new(Session::new(&detector)?)?;
+    let options = args.detect_options()?;
+    for photo in photos {
+        detect_one(&mut detector, photo, output, crops, &options)?;
+    }
+    Ok(())
+}
+
+fn detect_one(
+    detector: &mut Detector<KilnYunet<'_>>,
+    photo: &Path,
+    output: Option<&Path>,
+    crops: Option<&Path>,
+    options: &DetectOptions,
+) -> Result<()> {
     let mut img = read_photo(photo)?;
-    let faces = detector.detect(&view(&img), &args.detect_options()?)?;
+    let faces = detector.detect(&view(&img), options)?;
     println!("{}: {} face{}", photo.display(), faces.len(), if faces.len() == 1 { "" } else { "s" });
     for (i, f) in faces.iter().enumerate() {
         let marks: Vec<String> = f.landmarks.iter().map(|[x, y]| format!("({x:.1}, {y:.1})")).collect();
