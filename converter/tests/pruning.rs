@@ -217,27 +217,32 @@ fn embeddings(bytes: &[u8], faces: &[input::Sample], shape: &[usize]) -> Vec<Vec
         .collect()
 }
 
-/// Issue 5's acceptance. Not met yet: at 74.6% of the MACs the decisions
-/// agree on 274 of 276 pairs, but the held-out cosine is 0.93110 (8
-/// calibration crops are too few to refit on; 0.21087 without recovery).
+/// Issue 5's acceptance, on the pruning calibration set (the 8 bundled
+/// crops and the 114 faces in `models/cache/calibration-photos`). Not met
+/// yet: at 74.9% of the MACs the held-out cosine is 0.95173 (0.14428
+/// without recovery), but the decisions agree on 266 of 276 pairs: the
+/// pruned model finds different Solvay faces more alike (float 0.27..0.36,
+/// pruned 0.36..0.46). On the 8 crops alone: 0.93110 and 274 of 276.
 #[test]
-#[ignore = "fails: held-out cosine 0.93110 < 0.95 at 74.6% of the MACs (pairs 274/276 pass); about 2 min"]
+#[ignore = "fails: decisions agree on 266/276 pairs < 98% (held-out cosine 0.95173 passes); about 6 min"]
 fn sface_pruned_to_three_quarters_of_its_macs_keeps_its_decisions() {
-    keeps_its_decisions(0.75);
+    keeps_its_decisions(0.75, &common::face::pruning_calibration());
 }
 
-/// The same bar at 80% of the MACs, which pruning meets today, narrowly:
-/// held-out cosine 0.95074 at 79.6% (0.40512 without recovery), decisions
-/// agree on 273 of 276 pairs, when measured. About 100 s.
+/// The same bar at 80% of the MACs, calibrated on the 8 bundled crops,
+/// which pruning meets today, narrowly: held-out cosine 0.95074 at 79.6%
+/// (0.40512 without recovery), decisions agree on 273 of 276 pairs.
 #[test]
 fn sface_pruned_to_four_fifths_of_its_macs_keeps_its_decisions() {
-    keeps_its_decisions(0.80);
+    keeps_its_decisions(0.80, &common::calibration_faces());
 }
 
-/// SFace pruned to `budget` of its MACs, int8, with and without recovery:
-/// held-out mean cosine to the unpruned fp32 model ≥ 0.95, ≥ 98% of the
-/// 276 same/different decisions at 0.363 agree, and recovery gains.
-fn keeps_its_decisions(budget: f64) {
+/// SFace pruned to `budget` of its MACs, int8, calibrated and refit on the
+/// faces in `calib`: held-out mean cosine to the unpruned fp32 model ≥
+/// 0.95, ≥ 98% of the 276 same/different decisions at 0.363 agree, and the
+/// same channels removed without the least-squares recovery score
+/// measurably worse.
+fn keeps_its_decisions(budget: f64, calib: &Path) {
     let onnx = common::sface();
     let (model, _) = kiln_converter::load_ir(&onnx).unwrap();
     let options = ImageOptions::default();
@@ -248,12 +253,8 @@ fn keeps_its_decisions(budget: f64) {
     let reference = Reference::new(&model, &[model.graph().output[0].name.clone()]).unwrap();
     let float: Vec<Vec<f32>> = faces.iter().map(|f| reference.run(&f.values).unwrap().remove(0)).collect();
 
-    let mut scores = Vec::new();
-    for recover in [true, false] {
-        let prune = prune::Options { amount: Amount::Macs(budget), recover, ..prune::Options::default() };
-        let calib = common::calibration_faces();
-        let done =
-            kiln_converter::convert_pruned(&onnx, &calib, &options, Method::Mse, Some(&prune), |_, _| {}).unwrap();
+    let run = |prune: &prune::Options| -> (prune::Report, f64, usize) {
+        let done = kiln_converter::convert_pruned(&onnx, calib, &options, Method::Mse, Some(prune), |_, _| {}).unwrap();
         let report = done.pruning.unwrap();
         let kept = report.after.macs as f64 / report.before.macs as f64;
         assert!(kept <= budget, "MACs kept: {kept}");
@@ -264,15 +265,24 @@ fn keeps_its_decisions(budget: f64) {
         let (pairs, agree, same) = common::pair_agreement(&paths, &float, &int8);
         assert_eq!((pairs, same), (276, 10));
         eprintln!(
-            "recovery {recover}: MACs {:.1}%, file {} B of {} B, held-out cosine to fp32 mean {mean:.5} min {min:.5}, \
-             decisions agree on {agree}/{pairs}",
+            "recovery {}: {} calibration faces, MACs {:.1}%, file {} B of {} B, held-out cosine to fp32 mean \
+             {mean:.5} min {min:.5}, decisions agree on {agree}/{pairs}",
+            prune.recover,
+            done.samples,
             100.0 * kept,
             done.bytes.len(),
             done.unpruned_bytes
         );
-        scores.push((mean, agree));
-    }
-    let [(mean, agree), (plain_mean, _)] = scores[..] else { unreachable!() };
+        (report, mean, agree)
+    };
+    let (report, mean, agree) = run(&prune::Options { amount: Amount::Macs(budget), ..prune::Options::default() });
+    // The same widths without recovery: the criterion being the same, the
+    // same channels go.
+    let ratios = report.widths.iter().map(|(name, before, after)| (name.clone(), 1.0 - *after as f64 / *before as f64));
+    let plain =
+        prune::Options { amount: Amount::PerGroup(ratios.collect()), recover: false, ..prune::Options::default() };
+    let (plain_report, plain_mean, _) = run(&plain);
+    assert_eq!(plain_report.widths, report.widths);
     assert!(mean >= 0.95, "pruned int8 SFace: mean cosine {mean:.5} to fp32");
     assert!(agree * 100 >= 98 * 276, "decisions agree on {agree} of 276 pairs");
     assert!(mean - plain_mean >= 0.01, "recovery gains too little: {mean:.5} with it, {plain_mean:.5} without");

@@ -1,14 +1,14 @@
 //! The int8 face models as `kiln face` converts them, converted once per
 //! test binary, and photos as kiln-face reads them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use kiln_converter::calibrate::Method;
 use kiln_converter::input::ImageOptions;
-use kiln_face::{ChannelOrder, ImageView};
+use kiln_face::{align, ChannelOrder, DetectOptions, Detector, ImageView, KilnYunet, CROP};
 use kiln_runtime::format::AlignedBytes;
-use kiln_runtime::Model;
+use kiln_runtime::{Model, Session};
 
 /// The YuNet ONNX file's name.
 pub const YUNET: &str = "face_detection_yunet_2023mar.onnx";
@@ -43,4 +43,53 @@ pub fn rgb(path: &Path) -> image::RgbImage {
 /// `img` as kiln-face sees it.
 pub fn view(img: &image::RgbImage) -> ImageView<'_> {
     ImageView::new(img.width() as usize, img.height() as usize, ChannelOrder::Rgb, img.as_raw()).unwrap()
+}
+
+/// The faces that SFace's pruning calibrates on: the repository's 8
+/// calibration crops, and the aligned crop of every face that int8 YuNet
+/// finds in the photos of other people that `models/fetch` puts into
+/// `models/cache/calibration-photos` (what `kiln face detect PHOTO...
+/// --crops DIR` writes). Made once per test binary, in a folder under the
+/// target directory.
+pub fn pruning_calibration() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let photos = super::root().join("models/cache/calibration-photos");
+        assert!(photos.is_dir(), "{} is missing: run `models/fetch` at the workspace root first", photos.display());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pruning-calibration");
+        // Crops of an earlier run may come from other photos.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for crop in sorted_files(&super::calibration_faces()) {
+            std::fs::copy(&crop, dir.join(crop.file_name().unwrap())).unwrap();
+        }
+        let yunet = yunet_int8();
+        let mut detector = Detector::new(Session::new(&yunet).unwrap()).unwrap();
+        for photo in sorted_files(&photos) {
+            write_crops(&mut detector, &photo, &dir);
+        }
+        dir
+    })
+    .clone()
+}
+
+fn sorted_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+/// Writes the aligned crop of each face in `photo` to `dir` as
+/// `STEM_NN.png`.
+fn write_crops(detector: &mut Detector<KilnYunet<'_>>, photo: &Path, dir: &Path) {
+    let img = rgb(photo);
+    let stem = photo.file_stem().unwrap().to_string_lossy();
+    let faces = detector.detect(&view(&img), &DetectOptions::default()).unwrap();
+    let mut crop = [0u8; CROP * CROP * 3];
+    for (i, face) in faces.iter().enumerate() {
+        if align(&view(&img), &face.landmarks, &mut crop).is_some() {
+            let out = image::RgbImage::from_raw(CROP as u32, CROP as u32, crop.to_vec()).unwrap();
+            out.save(dir.join(format!("{stem}_{i:02}.png"))).unwrap();
+        }
+    }
 }
