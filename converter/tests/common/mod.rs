@@ -77,21 +77,17 @@ pub fn person(path: &std::path::Path) -> String {
 /// `(pairs, pairs where `test` decides as `reference` does, same-person
 /// pairs)`; each disagreement is printed.
 pub fn pair_agreement(faces: &[&std::path::Path], reference: &[Vec<f32>], test: &[Vec<f32>]) -> (usize, usize, usize) {
-    let (mut pairs, mut agree, mut same) = (0, 0, 0);
-    for i in 0..faces.len() {
-        for j in i + 1..faces.len() {
-            let (cr, ct) = (cosine(&reference[i], &reference[j]), cosine(&test[i], &test[j]));
-            if (cr >= SAME_PERSON) != (ct >= SAME_PERSON) {
-                eprintln!(
-                    "  disagree: {} ~ {}: reference {cr:.4}, test {ct:.4}",
-                    faces[i].display(),
-                    faces[j].display()
-                );
-            }
-            pairs += 1;
-            agree += usize::from((cr >= SAME_PERSON) == (ct >= SAME_PERSON));
-            same += usize::from(person(faces[i]) == person(faces[j]));
-        }
+    let (disagree, pairs) = kiln_converter::metrics::disagreeing_pairs(reference, test, SAME_PERSON);
+    for &(i, j) in &disagree {
+        eprintln!(
+            "  disagree: {} ~ {}: reference {:.4}, test {:.4}",
+            faces[i].display(),
+            faces[j].display(),
+            cosine(&reference[i], &reference[j]),
+            cosine(&test[i], &test[j])
+        );
     }
-    (pairs, agree, same)
+    let same = (0..faces.len()).flat_map(|i| (i + 1..faces.len()).map(move |j| (i, j)));
+    let same = same.filter(|&(i, j)| person(faces[i]) == person(faces[j])).count();
+    (pairs, pairs - disagree.len(), same)
 }
