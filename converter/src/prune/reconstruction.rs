@@ -59,10 +59,11 @@ pub fn rankings(
             let op = &graph.nodes[n].op;
             let Op::Conv2d { weights, bias, .. } = op else { return Ok(None) };
             // Each fold's Gram matrix of the consumer's input rows.
-            let mut grams = [Gram::default(), Gram::default()];
+            let d = weights.len() / bias.len();
+            let mut grams = [Gram::new(d), Gram::new(d)];
             for (s, v) in values.iter().enumerate() {
                 let input = v[graph.nodes[n].inputs[0]].as_deref().context("consumer input not computed")?;
-                grams[fold_of(s)].add(&eval::patches(graph, n, input), weights.len() / bias.len());
+                grams[fold_of(s)].add(&eval::patches(graph, n, input));
             }
             let probe = features.len().div_ceil(4);
             let all = grams[0].clone() + &grams[1];
@@ -85,22 +86,27 @@ pub fn rankings(
 }
 
 /// `XᵀX` of a layer's input rows `X`, summed over inputs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Gram {
-    /// `XᵀX`, features × features (empty before the first rows).
+    /// `XᵀX`, features × features.
     matrix: DMatrix<f64>,
     /// Rows summed.
     rows: usize,
 }
 
 impl Gram {
-    /// Adds `x`, rows of `features` values.
-    fn add(&mut self, x: &[f32], features: usize) {
+    /// No rows yet, of `features` values each.
+    fn new(features: usize) -> Self {
+        Gram { matrix: DMatrix::zeros(features, features), rows: 0 }
+    }
+
+    /// Adds `x`, rows of the Gram's features.
+    fn add(&mut self, x: &[f32]) {
+        let features = self.matrix.nrows();
         let xm = DMatrix::from_row_iterator(x.len() / features, features, x.iter().map(|&v| f64::from(v)));
         // `transpose() *` runs a blocked matrix product (`tr_mul` a dot
         // product per entry, several times slower).
-        let product = xm.transpose() * &xm;
-        self.matrix = if self.rows == 0 { product } else { &self.matrix + product };
+        self.matrix += xm.transpose() * &xm;
         self.rows += xm.nrows();
     }
 }
@@ -109,11 +115,7 @@ impl std::ops::Add<&Gram> for Gram {
     type Output = Gram;
 
     fn add(self, other: &Gram) -> Gram {
-        match (self.rows, other.rows) {
-            (_, 0) => self,
-            (0, _) => other.clone(),
-            _ => Gram { matrix: self.matrix + &other.matrix, rows: self.rows + other.rows },
-        }
+        Gram { matrix: self.matrix + &other.matrix, rows: self.rows + other.rows }
     }
 }
 
@@ -188,7 +190,7 @@ struct Surgery {
 fn surgery(op: &Op, gram: &Gram, probe: usize, steps: usize) -> Option<Surgery> {
     let Op::Conv2d { weights, bias, .. } = op else { return None };
     let (outs, d) = (bias.len(), weights.len() / bias.len());
-    if gram.rows == 0 || gram.matrix.nrows() != d {
+    if gram.rows == 0 {
         return None;
     }
     let (n, mut gram) = (gram.rows, gram.matrix.clone());
@@ -268,8 +270,8 @@ mod tests {
             x.extend([a, b, d, a]);
         }
         let weights = vec![1.0, 1.5, 0.2, 1.0, -1.0, 0.5, 0.2, 2.0];
-        let mut gram = Gram::default();
-        gram.add(&x, 4);
+        let mut gram = Gram::new(4);
+        gram.add(&x);
         let Surgery { order, loss, probe_weights } =
             surgery(&pointwise(weights.clone(), 2), &gram, 1, usize::MAX).unwrap();
         assert!(order[0] == 0 || order[3] == 0, "a duplicate goes first: {order:?}");
