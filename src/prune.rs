@@ -121,7 +121,7 @@ pub fn print_report(report: &Report, file_bytes: usize, unpruned_file_bytes: usi
     if !report.refits.is_empty() {
         println!("  recovery (relative error of each refit layer's output against the float model, before → after):");
         for r in &report.refits {
-            let how = if r.least_squares { "least squares" } else { "bias only" };
+            let how = if r.least_squares { "least squares" } else { "scale and bias" };
             println!(
                 "    {:<24} {:>6} rows × {:>5} features, {how}: {:.5} → {:.5}",
                 r.name, r.rows, r.features, r.error_before, r.error_after

@@ -21,8 +21,9 @@ use crate::ir::{eval, Graph, Op};
 /// At most this many rows (output positions × inputs) go into one fit;
 /// more are sampled evenly.
 const MAX_ROWS: usize = 50_000;
-/// Above this many input features a layer gets only its bias refit (the
-/// normal equations would be too large to solve here).
+/// Above this many input features a layer gets only a scale and a bias
+/// per output refit (the normal equations would be too large to solve
+/// here).
 const MAX_FEATURES: usize = 4096;
 /// Ridge strength relative to the mean feature energy (trace / features),
 /// at least: layers with few rows per feature get `features / rows`, so
@@ -38,7 +39,8 @@ pub struct Refit {
     pub rows: usize,
     /// Input features per row (kernel taps × remaining input channels).
     pub features: usize,
-    /// Whether weights and bias were refit (`false`: the bias alone).
+    /// Whether weights and bias were refit (`false`: one scale of the
+    /// weights and the bias per output, see [`spread_matched`]).
     pub least_squares: bool,
     /// Relative squared error of the layer's pre-activation output against
     /// the original model's, on the fit rows, before and after the refit.
@@ -139,13 +141,7 @@ fn refit(name: String, teacher: &Op, op: &mut Op, outputs: &[usize], x: &[f32], 
         }
         gram.cholesky().context("the refit's normal equations are not positive definite")?.solve(&rhs)
     } else {
-        // The bias that matches the teacher's mean output, weights kept.
-        let mut theta = prior.clone();
-        let gap = (&target - &a * &prior).row_mean();
-        for c in 0..outs {
-            theta[(d, c)] += gap[c];
-        }
-        theta
+        spread_matched(&a, &prior, &target)
     };
     let error_after = error(&theta);
     for c in 0..outs {
@@ -155,4 +151,28 @@ fn refit(name: String, teacher: &Op, op: &mut Op, outputs: &[usize], x: &[f32], 
         b[c] = theta[(d, c)] as f32;
     }
     Ok(Refit { name, rows: a.nrows(), features: d, least_squares, error_before, error_after })
+}
+
+/// `prior` (columns of weights with the bias last) with each column's
+/// weights scaled so that its output on the rows of `a` has the spread of
+/// `target`'s column, and its bias set so that it has the same mean.
+///
+/// Matching the spread, not the least error, matters at the last layer: a
+/// least-squares fit shrinks every face's embedding towards the mean face,
+/// and different people come out more alike (on Solvay faces no test
+/// used, pair cosines rose by 0.0300 over the unpruned model's with the
+/// bias alone refit, by 0.0195 with this).
+fn spread_matched(a: &DMatrix<f64>, prior: &DMatrix<f64>, target: &DMatrix<f64>) -> DMatrix<f64> {
+    let bias = prior.nrows() - 1;
+    let output = a * prior;
+    let mut theta = prior.clone();
+    for c in 0..prior.ncols() {
+        let (mean, spread) = (output.column(c).mean(), output.column(c).variance().sqrt());
+        let (target_mean, target_spread) = (target.column(c).mean(), target.column(c).variance().sqrt());
+        let scale = if spread > 0.0 { target_spread / spread } else { 1.0 };
+        let mut column = theta.column_mut(c);
+        column.rows_mut(0, bias).scale_mut(scale);
+        column[bias] = target_mean - scale * (mean - prior[(bias, c)]);
+    }
+    theta
 }
