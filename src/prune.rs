@@ -37,10 +37,10 @@ pub struct PruneArgs {
     /// Skip the least-squares recovery of the layers after pruned channels.
     #[arg(long)]
     no_recovery: bool,
-    /// After quantizing, shift each layer's bias by the mean error the
-    /// int8 model shows on the calibration inputs (needs many of them).
+    /// Skip the bias correction after quantizing (each layer's bias shifted
+    /// by the mean error its int8 weights cause on the calibration inputs).
     #[arg(long)]
-    bias_correction: bool,
+    no_bias_correction: bool,
 }
 
 /// Values of `--prune-by`.
@@ -70,7 +70,7 @@ impl PruneArgs {
             PruneBy::Reconstruction => Criterion::Reconstruction,
         };
         let limits = Limits { min_width: self.prune_min_width, multiple: self.prune_multiple };
-        let (recover, bias_correction) = (!self.no_recovery, self.bias_correction);
+        let (recover, bias_correction) = (!self.no_recovery, !self.no_bias_correction);
         Ok(Some(prune::Options { amount, criterion, limits, recover, bias_correction }))
     }
 }

@@ -30,9 +30,7 @@ pub struct Options {
     /// Whether to refit the layers that lost inputs (see [`recover`]).
     pub recover: bool,
     /// Whether to correct biases after quantization (see
-    /// [`crate::bias_correction`]). Off by default: on SFace with 8
-    /// calibration crops the measured means are too noisy and it lowers
-    /// the held-out cosine.
+    /// [`crate::bias_correction`]).
     pub bias_correction: bool,
 }
 
@@ -46,7 +44,7 @@ impl Default for Options {
                 multiple: kiln_runtime::format::pack::BLOCK,
             },
             recover: true,
-            bias_correction: false,
+            bias_correction: true,
         }
     }
 }
