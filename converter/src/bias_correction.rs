@@ -39,18 +39,19 @@ pub fn correct(graph: &mut Graph, bytes: &[u8], inputs: &[Vec<f32>]) -> Result<u
         })
         .collect();
     let watched: Vec<TensorId> = layers.iter().map(|&n| graph.nodes[n].inputs[0]).collect();
-    let mut means = int8_sums(graph, &watched, bytes, inputs)?;
+    let mut sums = int8_sums(graph, &watched, bytes, inputs)?;
     // The graph input is quantized on its exact domain: its values are the
     // inputs' own.
     let mut input_sums = vec![0.0; channels(graph, graph.input)];
     for x in inputs {
         add_channel_sums(&mut input_sums, x.iter().map(|&v| f64::from(v)));
     }
-    means.insert(graph.input, input_sums);
-    for (t, sums) in means.iter_mut() {
+    sums.insert(graph.input, input_sums);
+    for (t, s) in sums.iter_mut() {
         let n = rows(graph, *t, inputs.len());
-        sums.iter_mut().for_each(|v| *v /= n);
+        s.iter_mut().for_each(|v| *v /= n);
     }
+    let means = sums;
     let mut changed = 0;
     for (&n, &t) in layers.iter().zip(&watched) {
         let Some(input_means) = means.get(&t) else {
