@@ -222,7 +222,7 @@ fn embeddings(bytes: &[u8], faces: &[input::Sample], shape: &[usize]) -> Vec<Vec
 /// other people of the Solvay photo): at 74.8% of the MACs the held-out
 /// cosine is 0.95464 (0.13769 without recovery) and the decisions agree
 /// on 272 of 276 pairs. About 6 minutes, most of it pruning's scoring and
-/// refit on 272 faces (each with its mirror image).
+/// refit on the 136 faces and their mirror images.
 #[test]
 fn sface_pruned_to_three_quarters_of_its_macs_keeps_its_decisions() {
     keeps_its_decisions(0.75, &common::face::pruning_calibration());

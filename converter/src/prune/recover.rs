@@ -40,7 +40,8 @@ pub struct Refit {
     /// Input features per row (kernel taps × remaining input channels).
     pub features: usize,
     /// Whether weights and bias were refit (`false`: one scale of the
-    /// weights and the bias per output, see [`spread_matched`]).
+    /// weights and the bias per output, matching the original output's
+    /// spread and mean).
     pub least_squares: bool,
     /// Relative squared error of the layer's pre-activation output against
     /// the original model's, on the fit rows, before and after the refit.
