@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage:
 //! [`import`] (ONNX through tract-onnx) → [`lower`] (kiln's NHWC [`ir`]) →
 //! [`passes`] (folding and fusion) → [`calibrate`] (activation ranges from the
-//! float model run by tract in [`reference`], on inputs read by [`input`]) →
+//! float model run by tract in [`reference`](mod@reference), on inputs read by [`input`]) →
 //! [`quantize`] (int8, with the arena laid out by [`plan`]) → `.kiln` bytes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
