@@ -284,6 +284,7 @@ fn execute(model: &Model<'_>, kernels: &Kernels, node: &Node, arena: &mut [u8]) 
             kernels.fully_connected(x, w, bias, &requant, y)
         }
         Op::Add(act) => kernels.add(x, ops.q(t(1)), act, y),
+        Op::Sub(act) => scalar::sub(x, ops.q(t(1)), act, y),
         Op::Mul(act) => scalar::mul(x, ops.q(t(1)), act, y),
         Op::Concat { axis } => {
             let mut offset = 0;

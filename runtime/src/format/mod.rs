@@ -17,9 +17,10 @@
 //!  8      2    major version: 2. A reader rejects any other major version.
 //!              (2.0 stores convolution and fully connected weights packed
 //!              for the kernels, see [`pack`]; 1.x stored them as plain OHWI.)
-//! 10      2    minor version: 0. A reader accepts minor versions up to its own:
-//!              a new minor version only adds operator kinds or dtypes, which
-//!              an older reader would reject by name anyway.
+//! 10      2    minor version: 0 or 1, the lowest that covers the file's
+//!              operators ([`crate::OpKind::since_minor`]; 1 added `Sub`). A
+//!              reader accepts minor versions up to its own: a new minor
+//!              version only adds operator kinds or dtypes.
 //! 12      4    flags: 0 (no flags are defined; a set bit is an error)
 //! 16      8    file length in bytes (the whole file; no trailing data allowed)
 //! 24      4    CRC-32 (IEEE, as zlib) of the whole file, computed with these
@@ -101,7 +102,7 @@ pub const MAGIC: [u8; 8] = *b"KILN\0\r\n\x1a";
 /// The format's major version: files of another major version are rejected.
 pub const VERSION_MAJOR: u16 = 2;
 /// The newest minor version this runtime reads.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Alignment of the file in memory, of every section and of every tensor.
 pub const ALIGN: usize = 64;
 /// Size of the fixed header.

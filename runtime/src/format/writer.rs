@@ -5,7 +5,7 @@
 
 use alloc::vec::Vec;
 
-use super::{section, Quant, ALIGN, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, VERSION_MAJOR, VERSION_MINOR};
+use super::{section, Quant, ALIGN, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, VERSION_MAJOR};
 use crate::{DType, Error, Model, OpKind};
 
 /// A tensor of the model being written.
@@ -40,6 +40,8 @@ pub struct ModelWriter {
     tensors: Vec<Tensor>,
     ops: Vec<u32>,
     op_count: u32,
+    /// The lowest format minor version that holds every operator so far.
+    minor: u16,
     inputs: Vec<TensorId>,
     outputs: Vec<TensorId>,
 }
@@ -121,6 +123,7 @@ impl ModelWriter {
         self.ops.extend(inputs.iter().chain(outputs).map(|t| t.0));
         self.ops.extend(params.iter().map(|&p| p as u32));
         self.op_count += 1;
+        self.minor = self.minor.max(kind.since_minor());
     }
 
     /// Declares the graph inputs.
@@ -195,7 +198,7 @@ impl ModelWriter {
         let mut file = Vec::new();
         file.extend_from_slice(&MAGIC);
         file.extend_from_slice(&VERSION_MAJOR.to_le_bytes());
-        file.extend_from_slice(&VERSION_MINOR.to_le_bytes());
+        file.extend_from_slice(&self.minor.to_le_bytes());
         put32(&mut file, 0); // flags
         file.extend_from_slice(&[0; 8]); // file length, filled in below
         put32(&mut file, 0); // checksum, filled in below

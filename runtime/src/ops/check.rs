@@ -145,7 +145,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             site.affine(o, Layout::fully_connected(o, k), &site.weights[wt.range()])?;
             expect_dims(site, site.output_typed(DType::I8)?, [n, o, 1, 1], 2)
         }
-        Op::Add(_) | Op::Mul(_) => {
+        Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
             let y = site.output_typed(DType::I8)?;
             for i in 0..2 {
                 let t = site.typed(i, DType::I8, false)?;

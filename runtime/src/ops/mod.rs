@@ -82,11 +82,14 @@ pub enum OpKind {
     /// Clamp to a range (a Relu, Relu6 or Clip that could not be fused into
     /// its producer); same quantization. Params: [`Act`].
     Clamp = 19,
+    /// Elementwise difference `a - b` of two tensors, requantized,
+    /// broadcasting as [`OpKind::Add`]. Params: [`Act`].
+    Sub = 20,
 }
 
 impl OpKind {
     /// Every kind, for decoding and listings.
-    pub const ALL: [OpKind; 19] = [
+    pub const ALL: [OpKind; 20] = [
         OpKind::Conv2d,
         OpKind::FullyConnected,
         OpKind::Add,
@@ -106,7 +109,18 @@ impl OpKind {
         OpKind::Quantize,
         OpKind::Dequantize,
         OpKind::Clamp,
+        OpKind::Sub,
     ];
+
+    /// The format minor version that introduced this kind: a file holds the
+    /// lowest minor version that covers its operators, so that a model using
+    /// none of the newer kinds still loads in older runtimes.
+    pub fn since_minor(self) -> u16 {
+        match self {
+            OpKind::Sub => 1,
+            _ => 0,
+        }
+    }
 
     /// Decodes a kind code.
     pub fn from_code(code: u16) -> Option<Self> {
@@ -117,7 +131,7 @@ impl OpKind {
     fn arity(self) -> (usize, usize) {
         match self {
             OpKind::Conv2d | OpKind::FullyConnected => (4, 1),
-            OpKind::Add | OpKind::Mul | OpKind::PRelu | OpKind::Lut | OpKind::Softmax => (2, 0),
+            OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::PRelu | OpKind::Lut | OpKind::Softmax => (2, 0),
             OpKind::Concat => (1, 254),
             _ => (1, 0),
         }
@@ -130,6 +144,7 @@ pub(crate) enum Op {
     Conv2d(Conv2d),
     FullyConnected(Act),
     Add(Act),
+    Sub(Act),
     Mul(Act),
     Concat { axis: usize },
     MaxPool(Pool),
@@ -171,12 +186,13 @@ impl Op {
                 expect(Conv2d::WORDS)?;
                 Op::Conv2d(Conv2d::from_words(p, index)?)
             }
-            OpKind::FullyConnected | OpKind::Add | OpKind::Mul | OpKind::Clamp => {
+            OpKind::FullyConnected | OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Clamp => {
                 expect(Act::WORDS)?;
                 let act = Act::from_words(p, index)?;
                 match kind {
                     OpKind::FullyConnected => Op::FullyConnected(act),
                     OpKind::Add => Op::Add(act),
+                    OpKind::Sub => Op::Sub(act),
                     OpKind::Mul => Op::Mul(act),
                     _ => Op::Clamp(act),
                 }

@@ -45,7 +45,18 @@ fn right_aligned(dims: &[usize]) -> [usize; 4] {
 /// `y = (a - za) * (sa / sy) + (b - zb) * (sb / sy)`: two products rounded
 /// to f32, then their sum, then the output stage.
 pub fn add(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
-    let (ma, mb) = (rescale(a.quant, y.quant), rescale(b.quant, y.quant));
+    add_scaled(a, b, rescale(b.quant, y.quant), act, y);
+}
+
+/// `y = (a - za) * (sa / sy) - (b - zb) * (sb / sy)`: [`add`] with the
+/// second product negated (exact in f32).
+pub fn sub(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
+    add_scaled(a, b, -rescale(b.quant, y.quant), act, y);
+}
+
+/// `y = (a - za) * (sa / sy) + (b - zb) * mb`, then the output stage.
+fn add_scaled(a: QIn<'_>, b: QIn<'_>, mb: f32, act: Act, y: QOut<'_>) {
+    let ma = rescale(a.quant, y.quant);
     let (za, zb, zy) = (a.quant.zero_point, b.quant.zero_point, y.quant.zero_point);
     broadcast(a.shape, b.shape, y.shape, |o, i, j| {
         let t = (i32::from(a.data[i]) - za) as f32 * ma + (i32::from(b.data[j]) - zb) as f32 * mb;
