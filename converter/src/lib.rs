@@ -1,7 +1,9 @@
 //! kiln's converter: turns an ONNX model into an int8 `.kiln` file.
 //!
 //! The pipeline, one module per stage:
-//! [`import`] (ONNX through tract-onnx) → [`lower`] (kiln's NHWC [`ir`]) →
+//! [`import`] (ONNX through tract-onnx, which fixes the input shape and folds
+//! everything that does not depend on the input) → [`lower`] (kiln's NHWC
+//! [`ir`]; [`check`] reports what it makes of each op) →
 //! [`passes`] (folding and fusion) → [`calibrate`] (activation ranges from the
 //! float model run by tract in [`reference`](mod@reference), on inputs read by [`input`]) →
 //! [`quantize`] (int8, with the arena laid out by [`plan`]) → `.kiln` bytes.
@@ -12,6 +14,7 @@
 
 pub mod bias_correction;
 pub mod calibrate;
+pub mod check;
 pub mod import;
 pub mod input;
 pub mod ir;
@@ -25,10 +28,19 @@ pub mod reference;
 
 use std::path::Path;
 
-/// Loads an ONNX model and lowers it to kiln's optimised IR: the imported
-/// model (kept because it is the float reference) and the IR graph.
+/// Loads an ONNX model whose input shape is fixed and lowers it to kiln's
+/// optimised IR: the imported model (kept because it is the float
+/// reference) and the IR graph.
 pub fn load_ir(path: &Path) -> anyhow::Result<(import::OnnxModel, ir::Graph)> {
-    let model = import::OnnxModel::load(path)?;
+    load_ir_shaped(path, None)
+}
+
+/// [`load_ir`] with the input's symbolic dimensions fixed by `shape`.
+pub fn load_ir_shaped(
+    path: &Path,
+    shape: Option<&import::InputShape>,
+) -> anyhow::Result<(import::OnnxModel, ir::Graph)> {
+    let model = import::OnnxModel::load_shaped(path, shape)?;
     let mut graph = lower::lower(&model)?;
     passes::optimize(&mut graph)?;
     Ok((model, graph))
@@ -46,7 +58,7 @@ pub fn convert(
     method: calibrate::Method,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<(Vec<u8>, usize)> {
-    let done = convert_pruned(path, calib, options, method, None, progress)?;
+    let done = convert_pruned(path, None, calib, options, method, None, progress)?;
     Ok((done.bytes, done.samples))
 }
 
@@ -62,12 +74,14 @@ pub struct Conversion {
     pub unpruned_bytes: usize,
 }
 
-/// [`convert`], pruning the model first when `prune` is given (scored and
-/// recovered on the calibration inputs). A pruned model no longer computes
+/// [`convert`], with the input's symbolic dimensions fixed by `shape`, and
+/// pruning the model first when `prune` is given (scored and recovered on
+/// the calibration inputs). A pruned model no longer computes
 /// the ONNX model's tensors, so its ranges come from the IR interpreter
 /// instead of tract.
 pub fn convert_pruned(
     path: &Path,
+    shape: Option<&import::InputShape>,
     calib: &Path,
     options: &input::ImageOptions,
     method: calibrate::Method,
@@ -75,7 +89,7 @@ pub fn convert_pruned(
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Conversion> {
     use anyhow::Context;
-    let (onnx, mut graph) = load_ir(path)?;
+    let (onnx, mut graph) = load_ir_shaped(path, shape)?;
     log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
     let samples = input::load_dir(calib, &onnx.input_shape, options)
         .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;

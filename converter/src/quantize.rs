@@ -224,10 +224,14 @@ impl<'g> Emitter<'g> {
                 let p = kops::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: c, act: Act::NONE };
                 self.op(OpKind::Conv2d, &[x, wt, consts[0], consts[1], consts[2]], &[x], y, &p.words());
             }
-            Op::Add | Op::Mul => {
+            Op::Add | Op::Sub | Op::Mul => {
                 let (b, _) = self.input(node.inputs[1])?;
                 let y = self.declare(out, fresh(self)?);
-                let kind = if matches!(node.op, Op::Add) { OpKind::Add } else { OpKind::Mul };
+                let kind = match node.op {
+                    Op::Add => OpKind::Add,
+                    Op::Sub => OpKind::Sub,
+                    _ => OpKind::Mul,
+                };
                 self.op(kind, &[x, b], &[x, b], y, &Act::NONE.words());
             }
             Op::Concat { axis } => {

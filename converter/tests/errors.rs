@@ -5,9 +5,8 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::onnx::{self, node, tensor_info};
 use kiln_converter::input::{self, ImageOptions};
-use prost::Message;
-use tract_onnx::pb::{self, tensor_shape_proto::dimension, type_proto};
 
 /// A scratch folder of its own for each test.
 fn scratch(name: &str) -> PathBuf {
@@ -17,54 +16,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn tensor_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| pb::tensor_shape_proto::Dimension {
-            value: Some(dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, name: &str, input: &str, output: &str) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: vec![input.into()],
-        output: vec![output.into()],
-        ..Default::default()
-    }
-}
-
 /// x → Relu → y → `op` (node `fancy_node`) → z, written to a file.
 fn tiny_model(dir: &std::path::Path, op: &str) -> PathBuf {
-    let model = pb::ModelProto {
-        ir_version: 7,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        graph: Some(pb::GraphProto {
-            name: "tiny".into(),
-            node: vec![node("Relu", "relu_node", "x", "y"), node(op, "fancy_node", "y", "z")],
-            input: vec![tensor_info("x", &[1, 3, 4, 4])],
-            output: vec![tensor_info("z", &[1, 3, 4, 4])],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let path = dir.join(format!("{op}.onnx"));
-    std::fs::write(&path, model.encode_to_vec()).unwrap();
-    path
+    let nodes = vec![node("Relu", "relu_node", &["x"], &["y"], vec![]), node(op, "fancy_node", &["y"], &["z"], vec![])];
+    onnx::write(dir, op, 13, nodes, vec![], tensor_info("x", &[1, 3, 4, 4]), vec![tensor_info("z", &[1, 3, 4, 4])])
 }
 
 /// The whole error chain, as a user sees it; printed for the test log.
@@ -77,9 +32,12 @@ fn message(err: anyhow::Error) -> String {
 #[test]
 fn unsupported_op_names_op_and_node() {
     let dir = scratch("unsupported_op");
-    let err = kiln_converter::load_ir(&tiny_model(&dir, "GridSample")).err().expect("must fail");
+    let err = kiln_converter::load_ir(&tiny_model(&dir, "Erf")).err().expect("must fail");
     let msg = message(err);
-    assert!(msg.contains("unsupported ONNX op `GridSample` in node `fancy_node`"), "{msg}");
+    assert!(msg.contains("ONNX node `fancy_node` (Erf): unsupported ONNX op `Erf`"), "{msg}");
+    // An op that tract cannot even read is named too.
+    let msg = message(kiln_converter::load_ir(&tiny_model(&dir, "GridSample")).err().expect("must fail"));
+    assert!(msg.contains("fancy_node") && msg.contains("GridSample"), "{msg}");
     // The same model with a supported op converts.
     let (_, graph) = kiln_converter::load_ir(&tiny_model(&dir, "Sigmoid")).unwrap();
     assert_eq!(graph.nodes.len(), 2);

@@ -253,7 +253,8 @@ fn keeps_its_decisions(budget: f64, calib: &Path) {
     let float: Vec<Vec<f32>> = faces.iter().map(|f| reference.run(&f.values).unwrap().remove(0)).collect();
 
     let run = |prune: &prune::Options| -> (prune::Report, f64, usize) {
-        let done = kiln_converter::convert_pruned(&onnx, calib, &options, Method::Mse, Some(prune), |_, _| {}).unwrap();
+        let done =
+            kiln_converter::convert_pruned(&onnx, None, calib, &options, Method::Mse, Some(prune), |_, _| {}).unwrap();
         let report = done.pruning.unwrap();
         let kept = report.after.macs as f64 / report.before.macs as f64;
         assert!(kept <= budget, "MACs kept: {kept}");

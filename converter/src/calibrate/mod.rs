@@ -12,7 +12,7 @@ use self::clip::Histogram;
 
 use crate::import::OnnxModel;
 use crate::input::Sample;
-use crate::ir::{eval, layout, Graph, TensorId};
+use crate::ir::{eval, layout, Graph, Op, TensorId};
 use crate::reference::Reference;
 
 /// Observed `[min, max]` of one tensor.
@@ -137,6 +137,8 @@ fn ranges(
             Some(range) => Some(range),
             // Layout ops that lowering added keep their input's values.
             None if node.op.moves_data_only() => ranges[node.inputs[0]],
+            // A softmax lowering moved to the last axis gives probabilities.
+            None if matches!(node.op, Op::Softmax { .. }) => Some(Range { min: 0.0, max: 1.0 }),
             None => bail!(
                 "tensor {t} (output of `{}`, {}) has no ONNX counterpart to calibrate on",
                 node.name,

@@ -50,11 +50,21 @@ pub(super) fn is_image(path: &Path) -> bool {
         .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Reads `path` and resizes it (bilinear) to `shape` = `[1, 3, H, W]`.
+/// Reads `path` and resizes it (bilinear) to `shape`: `[1, 3, H, W]`, or
+/// `[1, H, W, 3]` for a model whose input is channels-last (Keras and
+/// TensorFlow exports).
 pub(super) fn read(path: &Path, shape: &[usize], options: &ImageOptions) -> Result<Vec<f32>> {
-    let &[1, 3, h, w] = shape else {
-        anyhow::bail!("images feed inputs of shape [1, 3, H, W]; this model takes {shape:?}: use .npy files")
-    };
+    match *shape {
+        [1, 3, h, w] => read_nchw(path, h, w, options),
+        [1, h, w, 3] => Ok(crate::ir::layout::nchw_to_nhwc(&read_nchw(path, h, w, options)?, &[1, 3, h, w])),
+        _ => anyhow::bail!(
+            "images feed inputs of shape [1, 3, H, W] or [1, H, W, 3]; this model takes {shape:?}: use .npy files"
+        ),
+    }
+}
+
+/// Reads `path` and resizes it (bilinear) to a `[1, 3, h, w]` tensor.
+fn read_nchw(path: &Path, h: usize, w: usize, options: &ImageOptions) -> Result<Vec<f32>> {
     let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
     if options.letterbox {
         return Ok(letterboxed(&img, w, h, options));

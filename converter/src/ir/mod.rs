@@ -121,6 +121,8 @@ pub enum Op {
     },
     /// Element-wise sum of two activations (numpy broadcasting).
     Add,
+    /// Element-wise difference of two activations (numpy broadcasting).
+    Sub,
     /// Element-wise product of two activations (numpy broadcasting).
     Mul,
     /// Concatenation along an IR axis.
@@ -211,6 +213,7 @@ impl Op {
             Op::FullyConnected { .. } => "FullyConnected",
             Op::ScaleShift { .. } => "ScaleShift",
             Op::Add => "Add",
+            Op::Sub => "Sub",
             Op::Mul => "Mul",
             Op::Concat { .. } => "Concat",
             Op::MaxPool(_) => "MaxPool",

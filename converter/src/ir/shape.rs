@@ -37,7 +37,7 @@ pub fn output_shape(op: &Op, shapes: &[&[usize]]) -> Result<Vec<usize>> {
             channelwise(first, slope)?;
             first.to_vec()
         }
-        Op::Add | Op::Mul => broadcast(shapes)?,
+        Op::Add | Op::Sub | Op::Mul => broadcast(shapes)?,
         Op::Concat { axis } => {
             let mut out = first.to_vec();
             ensure!(*axis < out.len(), "concat axis {axis} out of rank {}", out.len());

@@ -1,11 +1,17 @@
 //! Lowers an imported ONNX graph to kiln's IR, node by node.
 //!
 //! Each ONNX value becomes either an IR activation tensor or a constant
-//! (initializers, `Constant` nodes, and arithmetic on constants, folded here).
+//! (initializers and everything tract folded at import: a node whose outputs
+//! are all constant is skipped).
 //! Rank-4 activations switch from NCHW to NHWC; ops whose meaning depends on
 //! the axis order (Reshape, Flatten) get explicit layout transposes, which
 //! [`crate::passes`] later removes where it can (e.g. Flatten→Gemm).
 //! The result is one IR op per ONNX op: fusion is the passes' job.
+//!
+//! Lowering goes on past a node it cannot lower (its outputs become
+//! placeholders of the shape tract inferred), so that one pass names every
+//! unsupported node: [`survey`] is what `kiln check` prints, and [`lower`]
+//! fails listing them all, before any calibration.
 
 mod nn;
 mod pointwise;
@@ -13,15 +19,65 @@ mod shape;
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::Tensor as Constant;
 
 use crate::import::OnnxModel;
 use crate::ir::{self, Graph, Node, Op, TensorId};
 
-/// Lowers `model` to an IR graph whose input is the model's input.
+/// What lowering did with one ONNX node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Its outputs do not depend on the input: tract folded them at import.
+    Folded,
+    /// It became IR ops, which run in int8.
+    Int8,
+    /// kiln has no form for it; the message says why (and names the node).
+    Unsupported(String),
+    /// It reads the output of an unsupported node whose shape is unknown,
+    /// so it could not be looked at.
+    Unreached,
+}
+
+/// One ONNX node and what lowering did with it.
+#[derive(Clone, Debug)]
+pub struct NodeReport {
+    /// The node's name (its first output's when it has none).
+    pub name: String,
+    /// Its ONNX op type.
+    pub op_type: String,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// Lowers `model` to an IR graph whose input is the model's input; fails
+/// naming every node kiln cannot lower.
 pub fn lower(model: &OnnxModel) -> Result<Graph> {
+    let (graph, reports) = survey(model)?;
+    let unsupported: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Unsupported(why) => Some(why.clone()),
+            _ => None,
+        })
+        .collect();
+    ensure!(
+        unsupported.is_empty(),
+        "{}: kiln cannot convert {} of its {} nodes (`kiln check` prints every op and what kiln does with it):\n  {}",
+        model.path.display(),
+        unsupported.len(),
+        reports.len(),
+        unsupported.join("\n  ")
+    );
+    ir::infer_shapes(&graph)?;
+    log::info!("lowered to {} IR nodes", graph.nodes.len());
+    Ok(graph)
+}
+
+/// Lowers every node of `model` it can and reports what it did with each;
+/// the graph is only meaningful when no node is unsupported.
+pub fn survey(model: &OnnxModel) -> Result<(Graph, Vec<NodeReport>)> {
     let mut cx = Lowering { graph: Graph::default(), values: HashMap::new() };
     for (name, t) in &model.constants {
         cx.values.insert(name.clone(), Value::Constant(t.clone()));
@@ -35,6 +91,7 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(11, |o| o.version);
+    let mut reports = Vec::new();
     for node in &model.graph().node {
         // Names are optional in ONNX; messages and IR nodes then use the
         // node's first output, as tract does.
@@ -42,18 +99,31 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
         if node.name.is_empty() {
             node.name = node.output.first().cloned().unwrap_or_default();
         }
-        cx.lower_node(&node, opset)
-            .with_context(|| format!("lowering ONNX node `{}` ({})", node.name, node.op_type))?;
+        let outcome = if node.input.iter().any(|i| !i.is_empty() && !cx.values.contains_key(i)) {
+            Outcome::Unreached
+        } else if cx.outputs_constant(&node) {
+            Outcome::Folded
+        } else {
+            match cx.lower_node(&node, opset) {
+                Ok(()) => Outcome::Int8,
+                Err(e) => {
+                    cx.stand_in(&node, model);
+                    let e = e.context(format!("ONNX node `{}` ({})", node.name, node.op_type));
+                    Outcome::Unsupported(format!("{e:#}"))
+                }
+            }
+        };
+        reports.push(NodeReport { name: node.name, op_type: node.op_type, outcome });
     }
     for output in &model.graph().output {
         match cx.values.get(&output.name) {
             Some(Value::Activation(t)) => cx.graph.outputs.push(*t),
-            _ => bail!("graph output `{}` is not computed from the input", output.name),
+            Some(Value::Constant(_)) => bail!("graph output `{}` does not depend on the input", output.name),
+            None if reports.iter().any(|r| r.outcome != Outcome::Int8 && r.outcome != Outcome::Folded) => {}
+            None => bail!("graph output `{}` is computed by no node", output.name),
         }
     }
-    ir::infer_shapes(&cx.graph)?;
-    log::info!("lowered to {} IR nodes", cx.graph.nodes.len());
-    Ok(cx.graph)
+    Ok((cx.graph, reports))
 }
 
 /// What an ONNX value name stands for during lowering.
@@ -93,8 +163,11 @@ fn ir_axis(axis: i64, rank: usize) -> Result<usize> {
 impl Lowering {
     fn lower_node(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
         let op = node.op_type.as_str();
-        if !matches!(op, "Shape" | "Constant") && self.all_inputs_constant(node) {
-            return pointwise::fold_constants(self, node);
+        if self.all_inputs_constant(node) {
+            bail!(
+                "it computes a constant that shape inference did not fold (too large, or of unknown type): \
+                 kiln cannot convert it"
+            );
         }
         match op {
             "Conv" => nn::conv(self, node),
@@ -112,20 +185,33 @@ impl Lowering {
                 self.values.insert(node.output[0].clone(), v);
                 Ok(())
             }
-            "Constant" => {
-                let t: &tract_onnx::pb::TensorProto = node.get_attr("value")?;
-                let c = tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::MmapDataResolver, t, None)?;
-                self.values.insert(node.output[0].clone(), Value::Constant(c));
-                Ok(())
-            }
             "Reshape" | "Flatten" => shape::reshape(self, node),
             "Transpose" => shape::transpose(self, node),
             "Concat" => shape::concat(self, node),
             "Pad" => shape::pad(self, node, opset),
             "Resize" | "Upsample" => shape::resize(self, node),
             "Softmax" => shape::softmax(self, node, opset),
-            _ => {
-                bail!("unsupported ONNX op `{}` in node `{}`: kiln cannot convert this model", node.op_type, node.name)
+            _ => bail!("unsupported ONNX op `{}`: kiln has no kernel for it", node.op_type),
+        }
+    }
+
+    /// Whether every output of `node` is a constant (folded at import).
+    fn outputs_constant(&self, node: &NodeProto) -> bool {
+        node.output.iter().all(|o| o.is_empty() || matches!(self.values.get(o), Some(Value::Constant(_))))
+    }
+
+    /// Stands in for the outputs of `node`, which could not be lowered:
+    /// each becomes an activation of the shape tract inferred, so that the
+    /// nodes after it can still be looked at. Outputs of unknown shape stay
+    /// undefined (their readers are [`Outcome::Unreached`]).
+    fn stand_in(&mut self, node: &NodeProto, model: &OnnxModel) {
+        for name in &node.output {
+            if name.is_empty() || self.values.contains_key(name) {
+                continue;
+            }
+            if let Some(shape) = model.shapes.get(name) {
+                let t = self.graph.add_tensor(to_ir_shape(shape), Some(name.clone()));
+                self.values.insert(name.clone(), Value::Activation(t));
             }
         }
     }

@@ -1,44 +1,11 @@
-//! Lowering of element-wise ops: arithmetic (between activations, with a
-//! per-channel constant, or between constants, which is folded right here)
-//! and activation functions.
+//! Lowering of element-wise ops: arithmetic (between activations, or with a
+//! scalar or per-channel constant on either side) and activation functions.
 
 use anyhow::{bail, Context, Result};
 use tract_onnx::pb::NodeProto;
-use tract_onnx::prelude::{tract_ndarray::ArrayD, Tensor as Constant};
 
 use super::{Const, Lowering, Value};
 use crate::ir::Op;
-
-/// Evaluates a node whose inputs are all constants (a constant subgraph).
-pub(super) fn fold_constants(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
-    let result: Constant = match node.op_type.as_str() {
-        "Dropout" | "Identity" => match cx.value(&node.input[0])? {
-            Value::Constant(c) => c.clone(),
-            Value::Activation(_) => unreachable!("inputs are constants"),
-        },
-        "Add" | "Sub" | "Mul" | "Div" => {
-            let view = |i: usize| -> Result<ArrayD<f32>> {
-                let c = cx.constant(&node.input[i])?;
-                Ok(ArrayD::from_shape_vec(c.shape, c.values)?)
-            };
-            let (a, b) = (view(0)?, view(1)?);
-            let out = match node.op_type.as_str() {
-                "Add" => &a + &b,
-                "Sub" => &a - &b,
-                "Mul" => &a * &b,
-                _ => &a / &b,
-            };
-            out.into()
-        }
-        other => bail!(
-            "unsupported ONNX op `{other}` in node `{}` on constants: kiln folds only \
-             Add/Sub/Mul/Div/Identity/Dropout on constants",
-            node.name
-        ),
-    };
-    cx.values.insert(node.output[0].clone(), Value::Constant(result));
-    Ok(())
-}
 
 /// The values of `c` as one per channel of an activation of `shape`, or a
 /// single value; kiln's ScaleShift and PRelu cannot broadcast otherwise.
@@ -58,36 +25,38 @@ fn per_channel(c: &Const, shape: &[usize]) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-/// Add, Sub, Mul, Div with at least one activation input.
+/// Add, Sub, Mul, Div with at least one activation input: between two
+/// activations, or with a scalar or per-channel constant on either side.
 pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let op = node.op_type.as_str();
     let (a, b) = (cx.value(&node.input[0])?.clone(), cx.value(&node.input[1])?.clone());
-    let ir_op = match (&a, &b) {
+    let (x, constant_first) = match (a, b) {
         (Value::Activation(x), Value::Activation(y)) => {
             let op = match op {
                 "Add" => Op::Add,
+                "Sub" => Op::Sub,
                 "Mul" => Op::Mul,
-                _ => bail!("{op} of two activations is not supported"),
+                _ => bail!("{op} of two activations has no int8 form: kiln cannot convert this model"),
             };
-            cx.push(&node.name, op, vec![*x, *y], Some(&node.output[0]))?;
+            cx.push(&node.name, op, vec![x, y], Some(&node.output[0]))?;
             return Ok(());
         }
-        (Value::Activation(x), Value::Constant(_)) | (Value::Constant(_), Value::Activation(x)) => {
-            let c = per_channel(&cx.constant(&node.input[usize::from(matches!(b, Value::Constant(_)))])?, cx.shape(*x))
-                .with_context(|| format!("{op} by a constant"))?;
-            let constant_first = matches!(a, Value::Constant(_));
-            match (op, constant_first) {
-                ("Add", _) => Op::ScaleShift { scale: vec![1.0], shift: c },
-                ("Sub", false) => Op::ScaleShift { scale: vec![1.0], shift: c.iter().map(|v| -v).collect() },
-                ("Sub", true) => Op::ScaleShift { scale: vec![-1.0], shift: c },
-                ("Mul", _) => Op::ScaleShift { scale: c, shift: vec![0.0] },
-                ("Div", false) => Op::ScaleShift { scale: c.iter().map(|v| 1.0 / v).collect(), shift: vec![0.0] },
-                _ => bail!("a constant divided by an activation is not supported"),
-            }
-        }
-        _ => unreachable!("constant-only nodes are folded"),
+        (Value::Activation(x), Value::Constant(_)) => (x, false),
+        (Value::Constant(_), Value::Activation(x)) => (x, true),
+        (Value::Constant(_), Value::Constant(_)) => unreachable!("nodes of constants are folded at import"),
     };
-    cx.unary(node, ir_op)
+    let constant = cx.constant(&node.input[usize::from(!constant_first)])?;
+    let c = per_channel(&constant, cx.shape(x)).with_context(|| format!("{op} by a constant"))?;
+    let ir_op = match (op, constant_first) {
+        ("Add", _) => Op::ScaleShift { scale: vec![1.0], shift: c },
+        ("Sub", false) => Op::ScaleShift { scale: vec![1.0], shift: c.iter().map(|v| -v).collect() },
+        ("Sub", true) => Op::ScaleShift { scale: vec![-1.0], shift: c },
+        ("Mul", _) => Op::ScaleShift { scale: c, shift: vec![0.0] },
+        ("Div", false) => Op::ScaleShift { scale: c.iter().map(|v| 1.0 / v).collect(), shift: vec![0.0] },
+        _ => bail!("a constant divided by an activation has no int8 form: kiln cannot convert this model"),
+    };
+    cx.push(&node.name, ir_op, vec![x], Some(&node.output[0]))?;
+    Ok(())
 }
 
 /// Activation functions, each on one activation input.

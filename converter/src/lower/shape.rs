@@ -140,8 +140,23 @@ pub(super) fn softmax(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result
     let last = axis == -1 || axis == rank as i64 - 1;
     ensure!(
         opset >= 13 || last,
-        "Softmax (opset {opset}) over axis {axis} of rank {rank} flattens; only the last axis is supported"
+        "Softmax (opset {opset}) over ONNX axis {axis} of a rank-{rank} tensor flattens the axes from {axis} on; \
+         kiln supports it over the last axis only"
     );
     let axis = ir_axis(axis, rank)?;
-    cx.unary(node, Op::Softmax { axis })
+    if axis + 1 == rank {
+        return cx.unary(node, Op::Softmax { axis });
+    }
+    // The int8 kernel works along the last axis: move the axis there and
+    // back (the passes cancel the transposes against their neighbours').
+    let mut to_last: Vec<usize> = (0..rank).filter(|&a| a != axis).collect();
+    to_last.push(axis);
+    let mut back = vec![0; rank];
+    for (i, &a) in to_last.iter().enumerate() {
+        back[a] = i;
+    }
+    let moved = cx.push(&format!("{}.to_last", node.name), Op::Transpose { perm: to_last }, vec![x], None)?;
+    let soft = cx.push(&node.name, Op::Softmax { axis: rank - 1 }, vec![moved], None)?;
+    cx.push(&format!("{}.back", node.name), Op::Transpose { perm: back }, vec![soft], Some(&node.output[0]))?;
+    Ok(())
 }

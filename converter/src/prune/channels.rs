@@ -155,6 +155,7 @@ impl Spaces {
             | Op::GlobalAvgPool
             | Op::Resize { .. }
             | Op::Add
+            | Op::Sub
             | Op::Mul => {
                 for &t in &node.inputs {
                     self.unite_tensors(graph, t, out);

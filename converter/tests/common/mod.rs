@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 pub mod face;
+pub mod onnx;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -108,6 +108,7 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::HardSwish => x.iter().map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0).collect(),
         Op::HardSigmoid { alpha, beta } => x.iter().map(|v| (alpha * v + beta).clamp(0.0, 1.0)).collect(),
         Op::Add => broadcast(inputs, out_shape, |a, b| a + b),
+        Op::Sub => broadcast(inputs, out_shape, |a, b| a - b),
         Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
         Op::Concat { axis } => concat(inputs, *axis),
         Op::MaxPool(_) | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Resize { .. } => {
