@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_converter::calibrate::Method;
+use kiln_converter::import::InputShape;
 use kiln_converter::input::ImageOptions;
 use kiln_converter::Conversion;
 use kiln_runtime::format::AlignedBytes;
@@ -40,10 +41,11 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
     }
 }
 
-/// Converts `model` with calibration inputs from `calib`, pruned as `prune`
-/// says, and writes `output`.
+/// Converts `model` (its input shape fixed by `shape`) with calibration
+/// inputs from `calib`, pruned as `prune` says, and writes `output`.
 pub fn run(
     model: &Path,
+    shape: Option<&InputShape>,
     output: &Path,
     calib: &Path,
     method: Method,
@@ -51,9 +53,10 @@ pub fn run(
     prune: &PruneArgs,
 ) -> Result<()> {
     let start = Instant::now();
-    let done = convert_with(model, calib, &args.image_options()?, method, prune.options()?.as_ref())?;
+    refuse_overwriting_inputs(output, model, calib)?;
+    let done = convert_with(model, shape, calib, &args.image_options()?, method, prune.options()?.as_ref())?;
     let (bytes, calibrated_on) = (&done.bytes, done.samples);
-    std::fs::write(output, bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    crate::output::write(output, bytes)?;
 
     let aligned = AlignedBytes::copy_of(bytes);
     let info = Model::from_bytes(&aligned)?.info();
@@ -78,23 +81,32 @@ pub fn run(
     Ok(())
 }
 
+/// Fails when `output` would overwrite the model or a calibration input.
+fn refuse_overwriting_inputs(output: &Path, model: &Path, calib: &Path) -> Result<()> {
+    let calibration: Vec<_> = std::fs::read_dir(calib)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    crate::output::ensure_not_an_input(output, std::iter::once(model).chain(calibration.iter().map(|p| p.as_path())))
+}
+
 /// The `.kiln` bytes of `model` calibrated on the inputs in `calib` with
 /// ranges chosen by `method`, with a progress bar, and how many inputs that was.
 pub fn convert(model: &Path, calib: &Path, options: &ImageOptions, method: Method) -> Result<(Vec<u8>, usize)> {
-    let done = convert_with(model, calib, options, method, None)?;
+    let done = convert_with(model, None, calib, options, method, None)?;
     Ok((done.bytes, done.samples))
 }
 
 /// [`convert`], pruned first when `prune` is given.
 fn convert_with(
     model: &Path,
+    shape: Option<&InputShape>,
     calib: &Path,
     options: &ImageOptions,
     method: Method,
     prune: Option<&kiln_converter::prune::Options>,
 ) -> Result<Conversion> {
     let bar = progress(0, "calibrating");
-    let converted = kiln_converter::convert_pruned(model, calib, options, method, prune, |done, total| {
+    let converted = kiln_converter::convert_pruned(model, shape, calib, options, method, prune, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });

@@ -11,7 +11,7 @@ use kiln_converter::reference::Reference;
 use kiln_runtime::Session;
 
 use crate::convert::progress;
-use crate::inputs::{label, InputArgs};
+use crate::inputs::{label, InputArgs, ShapeArgs};
 use crate::layers::{to_kiln_layout, LayerProbe};
 use crate::run::{cosine, open_model};
 
@@ -31,10 +31,17 @@ pub struct Checks {
 /// Runs both models on every input of `data` and prints, per input and
 /// output, the cosine similarity of kiln's output to the float one; then
 /// mean and min, and top-1 agreement for classifier-shaped outputs.
-pub fn run(onnx_path: &Path, kiln_path: &Path, data: &Path, checks: Checks, args: &InputArgs) -> Result<()> {
+pub fn run(
+    onnx_path: &Path,
+    kiln_path: &Path,
+    data: &Path,
+    checks: Checks,
+    args: &InputArgs,
+    shape: &ShapeArgs,
+) -> Result<()> {
     let options = args.image_options()?;
-    let onnx = OnnxModel::load(onnx_path)?;
     let kiln = open_model(kiln_path)?;
+    let onnx = OnnxModel::load_shaped(onnx_path, shape.or_from(&kiln).as_ref())?;
     let names: Vec<String> = onnx.graph().output.iter().map(|o| o.name.clone()).collect();
     ensure!(
         names.len() == kiln.outputs().len(),

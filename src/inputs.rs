@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{ensure, Result};
 use clap::Args;
+use kiln_converter::import::InputShape;
 use kiln_converter::input::{self, ImageOptions, Sample};
 use kiln_runtime::Model;
 
@@ -39,6 +40,33 @@ impl InputArgs {
         };
         ensure!(self.scale.is_finite() && self.scale != 0.0, "--scale must be a finite non-zero number");
         Ok(ImageOptions { bgr: self.bgr, mean, scale: self.scale, letterbox: self.letterbox })
+    }
+}
+
+/// `--input-shape`: the ONNX model's input shape, fixing its symbolic
+/// dimensions.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ShapeArgs {
+    /// The input's shape in ONNX order, for models exported with symbolic
+    /// sizes (e.g. `1,3,480,640`, or `NAME=1,3,480,640`); a symbolic batch
+    /// alone needs none (it is 1).
+    #[arg(long, value_name = "[NAME=]DIMS")]
+    pub input_shape: Option<InputShape>,
+}
+
+impl ShapeArgs {
+    /// The shape given, else the ONNX form of `model`'s input (so that a
+    /// `.kiln` file converted with `--input-shape` is compared with its
+    /// ONNX model at the same size).
+    pub fn or_from(&self, model: &Model<'_>) -> Option<InputShape> {
+        self.input_shape.clone().or_else(|| {
+            let dims = model.inputs().next()?.shape.dims().to_vec();
+            let dims = match dims[..] {
+                [n, h, w, c] => vec![n, c, h, w],
+                _ => dims,
+            };
+            Some(InputShape { name: None, dims })
+        })
     }
 }
 

@@ -5,12 +5,14 @@
 #![allow(clippy::std_instead_of_core)]
 
 mod bench;
+mod check;
 mod convert;
 mod eval;
 mod face;
 mod inputs;
 mod inspect;
 mod layers;
+mod output;
 mod prune;
 mod run;
 mod sweep;
@@ -21,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiln_converter::calibrate::Method;
 
-use crate::inputs::InputArgs;
+use crate::inputs::{InputArgs, ShapeArgs};
 
 /// Convert ONNX models to compact int8 .kiln files and run them.
 #[derive(Parser)]
@@ -51,7 +53,18 @@ enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         #[command(flatten)]
+        shape: ShapeArgs,
+        #[command(flatten)]
         prune: prune::PruneArgs,
+    },
+    /// Say, in seconds and without calibration data, whether kiln converts
+    /// an ONNX model: every op type with its count and what kiln does with
+    /// it (folded, int8, unsupported), and each unsupported node with why.
+    Check {
+        /// The ONNX model.
+        model: PathBuf,
+        #[command(flatten)]
+        shape: ShapeArgs,
     },
     /// Run a .kiln model on images or .npy tensors and print its outputs.
     Run {
@@ -91,6 +104,8 @@ enum Command {
         pairs: Option<f64>,
         #[command(flatten)]
         inputs: InputArgs,
+        #[command(flatten)]
+        shape: ShapeArgs,
     },
     /// Time a .kiln model at every kernel level against tract fp32 on the
     /// same ONNX model, in one run and on one thread.
@@ -108,13 +123,14 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match Cli::parse().command {
-        Command::Convert { model, output, calib, ranges, inputs, prune } => {
-            convert::run(&model, &output, &calib, ranges, &inputs, &prune)
+        Command::Convert { model, output, calib, ranges, inputs, shape, prune } => {
+            convert::run(&model, shape.input_shape.as_ref(), &output, &calib, ranges, &inputs, &prune)
         }
+        Command::Check { model, shape } => check::run(&model, shape.input_shape.as_ref()),
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),
         Command::Inspect { model, onnx } => inspect::run(&model, onnx.as_deref()),
-        Command::Eval { onnx, model, data, layers, pairs, inputs } => {
-            eval::run(&onnx, &model, &data, eval::Checks { layers, pairs }, &inputs)
+        Command::Eval { onnx, model, data, layers, pairs, inputs, shape } => {
+            eval::run(&onnx, &model, &data, eval::Checks { layers, pairs }, &inputs, &shape)
         }
         Command::Bench(args) => bench::run(&args),
         Command::Sweep(args) => sweep::run(&args),

@@ -77,6 +77,35 @@ fn convert_names_what_is_wrong() {
     assert!(!out.exists(), "a failed conversion writes no file");
 }
 
+/// A conversion that cannot finish its write (here: the process may write no
+/// more than 64 KiB, as on a nearly full disk) leaves the file that was
+/// already at the output path as it was; an output path that is the model
+/// itself is refused before anything is written.
+#[test]
+fn convert_never_destroys_a_file() {
+    let dir = scratch("never-destroys");
+    let calib = repo("tests/data/calibration");
+    let model = dir.join("m.onnx");
+    std::fs::copy(repo(SFACE), &model).unwrap();
+    let original = std::fs::read(&model).unwrap();
+    fails(&[&"convert", &model, &"-o", &dir.join(".").join("m.onnx"), &"--calib", &calib], &["m.onnx", "is the input"]);
+    assert!(std::fs::read(&model).unwrap() == original, "the model is untouched");
+
+    let out = dir.join("out.kiln");
+    std::fs::copy(sface_kiln(), &out).unwrap();
+    let good = std::fs::read(&out).unwrap();
+    let limited = Command::new("prlimit")
+        .arg("--fsize=65536")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args([&"convert" as &dyn AsRef<std::ffi::OsStr>, &model, &"-o", &out, &"--calib", &calib])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("prlimit (util-linux) runs kiln with a file size limit");
+    assert!(!limited.status.success(), "a 9.8 MB model cannot be written in 64 KiB");
+    assert!(std::fs::read(&out).unwrap() == good, "the good model already at the output path survives");
+}
+
 #[test]
 fn run_names_what_is_wrong() {
     let model = sface_kiln();

@@ -17,7 +17,7 @@ use kiln_converter::import::OnnxModel;
 use kiln_converter::reference::Reference;
 use kiln_runtime::{Isa, Model, Session, SessionOptions};
 
-use crate::inputs::InputArgs;
+use crate::inputs::{InputArgs, ShapeArgs};
 use crate::run::{cosine, open_model};
 use stats::Stats;
 
@@ -56,6 +56,8 @@ pub struct BenchArgs {
     json: Option<PathBuf>,
     #[command(flatten)]
     options: InputArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 /// One contender: a name and one inference (input set, run, output read).
@@ -86,6 +88,10 @@ impl<'a> Contender<'a> {
 /// Runs the benchmark and prints the table.
 pub fn run(args: &BenchArgs) -> Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
+    if let Some(json) = &args.json {
+        let inputs = [Some(&args.model), args.onnx.as_ref(), args.baseline.as_ref(), args.input.as_ref()];
+        crate::output::ensure_not_an_input(json, inputs.into_iter().flatten().map(PathBuf::as_path))?;
+    }
     let levels = levels(&args.isa)?;
     let model = open_model(&args.model)?;
     ensure!(
@@ -94,7 +100,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.model.display(),
         model.inputs().len()
     );
-    let onnx = args.onnx.as_deref().map(OnnxModel::load).transpose()?;
+    let shape = args.shape.or_from(&model);
+    let onnx = args.onnx.as_deref().map(|p| OnnxModel::load_shaped(p, shape.as_ref())).transpose()?;
     let sample = input::choose(&model, onnx.as_ref(), args.input.as_deref(), &args.options.image_options()?)?;
     println!("model: {}", args.model.display());
     println!("input: {}", sample.origin);
@@ -279,5 +286,5 @@ fn write_json(path: &Path, model: &Path, input: &str, macs: u64, timings: &[(Str
         quote(input),
         rows.join(",\n")
     );
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    crate::output::write(path, text.as_bytes())
 }

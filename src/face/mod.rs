@@ -95,6 +95,9 @@ pub fn run(command: &FaceCommand) -> Result<()> {
             if output.is_some() && photos.len() > 1 {
                 bail!("--output draws on one photo, but {} were given: give one photo, or drop --output", photos.len());
             }
+            if let Some(out) = output {
+                crate::output::ensure_not_an_input(out, photos.iter().map(PathBuf::as_path))?;
+            }
             detect(photos, output.as_deref(), crops.as_deref(), options)
         }
         FaceCommand::Embed { photo, options } => {
@@ -145,7 +148,7 @@ fn detect_one(
     }
     if let Some(out) = output {
         draw::annotate(&mut img, faces);
-        img.save(out).with_context(|| format!("cannot write {}", out.display()))?;
+        save_image(&img, out)?;
         println!("wrote {}", out.display());
     }
     Ok(())
@@ -162,13 +165,23 @@ fn write_crops(photo: &Path, image: &ImageView<'_>, faces: &[Face], dir: &Path) 
             println!("  face {i}: landmarks coincide, no crop written");
             continue;
         }
-        image::RgbImage::from_raw(CROP as u32, CROP as u32, crop.to_vec())
-            .context("a crop has CROP × CROP RGB pixels")?
-            .save(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::output::ensure_not_an_input(&path, [photo])?;
+        let crop = image::RgbImage::from_raw(CROP as u32, CROP as u32, crop.to_vec())
+            .context("a crop has CROP × CROP RGB pixels")?;
+        save_image(&crop, &path)?;
     }
     println!("wrote {} crop{} to {}", faces.len(), if faces.len() == 1 { "" } else { "s" }, dir.display());
     Ok(())
+}
+
+/// Encodes `img` in the format `path`'s extension names and writes it
+/// atomically.
+fn save_image(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let format = image::ImageFormat::from_path(path)
+        .with_context(|| format!("{}: name it .png or .jpg, so that kiln knows how to encode it", path.display()))?;
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut encoded, format).with_context(|| format!("cannot encode {}", path.display()))?;
+    crate::output::write(path, encoded.get_ref())
 }
 
 fn verify(a: &Path, b: &Path, args: &FaceArgs) -> Result<()> {

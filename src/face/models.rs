@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use kiln_converter::calibrate::Method;
 use kiln_converter::input::ImageOptions;
@@ -104,10 +104,8 @@ impl ModelArgs {
         }
         log::info!("converting {} to {} (once), calibrated on {}", onnx.display(), kiln.display(), calib.display());
         let (bytes, _) = convert(&onnx, calib, &known.options, known.ranges)?;
-        // Write then rename, so that a concurrent run never reads half a file.
-        let partial = kiln.with_extension(format!("kiln.{}.partial", std::process::id()));
-        std::fs::write(&partial, &bytes).with_context(|| format!("cannot write {}", partial.display()))?;
-        std::fs::rename(&partial, &kiln).with_context(|| format!("cannot move {} into place", partial.display()))?;
+        // Written whole or not at all: a concurrent run never reads half a file.
+        crate::output::write(&kiln, &bytes)?;
         Ok(kiln)
     }
 }

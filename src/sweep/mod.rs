@@ -21,7 +21,7 @@ use kiln_runtime::{Model, Session};
 
 use crate::bench::{stats::Stats, time, Contender};
 use crate::convert::{parse_method, progress};
-use crate::inputs::InputArgs;
+use crate::inputs::{InputArgs, ShapeArgs};
 use crate::run::cosine;
 
 /// The options of `kiln sweep`.
@@ -58,6 +58,8 @@ pub struct SweepArgs {
     plot: PathBuf,
     #[command(flatten)]
     inputs: InputArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 /// One converted model and its measurements.
@@ -83,6 +85,7 @@ pub struct Point {
 /// Runs the sweep and prints the table.
 pub fn run(args: &SweepArgs) -> Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
+    crate::output::ensure_not_an_input(&args.plot, [args.onnx.as_path()])?;
     for &r in &args.ratios {
         ensure!((0.0..1.0).contains(&r), "--ratios take fractions from 0 to below 1, not {r}");
     }
@@ -95,7 +98,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         ("budget", args.macs.iter().map(|&m| (m, Amount::Macs(m))).collect())
     };
     let options = args.inputs.image_options()?;
-    let onnx = OnnxModel::load(&args.onnx)?;
+    let onnx = OnnxModel::load_shaped(&args.onnx, args.shape.input_shape.as_ref())?;
     let samples = input::load_dir(&args.data, &onnx.input_shape, &options)?;
     let names: Vec<String> = onnx.graph().output.iter().map(|o| o.name.clone()).collect();
     ensure!(names.len() == 1, "kiln sweep compares models with one output; this one has {}", names.len());
@@ -105,7 +108,15 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let inputs: Vec<Vec<f32>> = samples.iter().map(|s| layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect();
 
     let convert = |prune: Option<&prune::Options>| {
-        kiln_converter::convert_pruned(&args.onnx, &args.calib, &options, args.ranges, prune, |_, _| {})
+        kiln_converter::convert_pruned(
+            &args.onnx,
+            args.shape.input_shape.as_ref(),
+            &args.calib,
+            &options,
+            args.ranges,
+            prune,
+            |_, _| {},
+        )
     };
     let unpruned = AlignedBytes::copy_of(&convert(None)?.bytes);
     let unpruned = Model::from_bytes(&unpruned)?;

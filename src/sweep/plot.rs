@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::Point;
 
@@ -19,7 +19,7 @@ const BOTTOM: f64 = 60.0;
 
 /// Writes the chart of `points` for `model` to `path`.
 pub fn write(path: &Path, points: &[Point], by: &str, model: &Path) -> Result<()> {
-    std::fs::write(path, svg(points, by, model)).with_context(|| format!("cannot write {}", path.display()))
+    crate::output::write(path, svg(points, by, model).as_bytes())
 }
 
 fn svg(points: &[Point], by: &str, model: &Path) -> String {
