@@ -15,6 +15,8 @@ pub struct OpCount {
     pub folded: usize,
     /// Lowered to kiln's int8 ops.
     pub int8: usize,
+    /// Without an int8 form: needs float execution.
+    pub float: usize,
     /// Not convertible, or behind a node that is not.
     pub unsupported: usize,
 }
@@ -22,7 +24,7 @@ pub struct OpCount {
 impl OpCount {
     /// All nodes of this type.
     pub fn total(&self) -> usize {
-        self.folded + self.int8 + self.unsupported
+        self.folded + self.int8 + self.float + self.unsupported
     }
 }
 
@@ -31,6 +33,8 @@ impl OpCount {
 pub struct Report {
     /// Per ONNX op type, in name order.
     pub ops: BTreeMap<String, OpCount>,
+    /// The nodes that need float execution, each with why.
+    pub float: Vec<NodeReport>,
     /// The nodes kiln cannot convert, each with why.
     pub unsupported: Vec<NodeReport>,
     /// The graph outputs with their ONNX shapes, where tract inferred them.
@@ -40,7 +44,7 @@ pub struct Report {
 impl Report {
     /// Whether `kiln convert` will take the model.
     pub fn converts(&self) -> bool {
-        self.unsupported.is_empty()
+        self.unsupported.is_empty() && self.float.is_empty()
     }
 }
 
@@ -48,12 +52,16 @@ impl Report {
 pub fn check(model: &OnnxModel) -> Result<Report> {
     let (_, nodes) = lower::survey(model)?;
     let mut ops: BTreeMap<String, OpCount> = BTreeMap::new();
-    let mut unsupported = Vec::new();
+    let (mut float, mut unsupported) = (Vec::new(), Vec::new());
     for node in nodes {
         let count = ops.entry(node.op_type.clone()).or_default();
         match node.outcome {
             Outcome::Folded => count.folded += 1,
             Outcome::Int8 => count.int8 += 1,
+            Outcome::Float(_) => {
+                count.float += 1;
+                float.push(node);
+            }
             Outcome::Unsupported(_) | Outcome::Unreached => {
                 count.unsupported += 1;
                 unsupported.push(node);
@@ -61,5 +69,5 @@ pub fn check(model: &OnnxModel) -> Result<Report> {
         }
     }
     let outputs = model.graph().output.iter().map(|o| (o.name.clone(), model.shapes.get(&o.name).cloned())).collect();
-    Ok(Report { ops, unsupported, outputs })
+    Ok(Report { ops, float, unsupported, outputs })
 }

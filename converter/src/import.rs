@@ -245,7 +245,10 @@ fn fixed_shape(input: &pb::ValueInfoProto, given: Option<&InputShape>) -> Result
 /// other symbolic sizes a typical image size (rank 4, NCHW) or 1.
 fn example_shape(dims: &[pb::tensor_shape_proto::Dimension]) -> String {
     use pb::tensor_shape_proto::dimension::Value as Dim;
-    let image = [1, 3, 480, 640];
+    // Channels-last when only the last axis is fixed small (Keras exports).
+    let channels_last = matches!(dims.last().and_then(|d| d.value.clone()), Some(Dim::DimValue(1..=4)))
+        && !matches!(dims.get(1).and_then(|d| d.value.clone()), Some(Dim::DimValue(v)) if v > 0);
+    let image = if channels_last { [1, 480, 640, 3] } else { [1, 3, 480, 640] };
     let sizes: Vec<String> = dims
         .iter()
         .enumerate()

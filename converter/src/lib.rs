@@ -7,6 +7,21 @@
 //! [`passes`] (folding and fusion) → [`calibrate`] (activation ranges from the
 //! float model run by tract in [`reference`](mod@reference), on inputs read by [`input`]) →
 //! [`quantize`] (int8, with the arena laid out by [`plan`]) → `.kiln` bytes.
+//!
+//! **Why lowering reads ONNX nodes, with tract's folding applied, rather
+//! than tract's decluttered typed model.** tract does what only it does
+//! well here: with the input shape fixed, its inference gives every value's
+//! shape and computes every value that does not depend on the input (shape
+//! subgraphs, `Constant` nodes, arithmetic on weights), and [`import`] turns
+//! all of those into constants, so no ONNX op is folded by hand. What is
+//! left is lowered from the ONNX nodes themselves, because three things
+//! need the ONNX graph as the user knows it: messages name ONNX nodes and
+//! ONNX axes (a decluttered model has renamed, fused and re-axised nodes);
+//! calibration and `kiln eval --layers` read tract's value of each IR
+//! tensor by its ONNX name, and decluttering leaves most intermediate
+//! values without one; and the passes after lowering (BatchNorm folding,
+//! activation fusion, transpose cancelling) are kiln's own, on its NHWC IR,
+//! so tract's would be undone and redone.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // The workspace lint guards the no_std runtime; this is a std host tool.

@@ -33,12 +33,32 @@ pub enum Outcome {
     Folded,
     /// It became IR ops, which run in int8.
     Int8,
+    /// It has no int8 form and needs float execution, which kiln does not
+    /// have yet; the message says why (and names the node).
+    Float(String),
     /// kiln has no form for it; the message says why (and names the node).
     Unsupported(String),
     /// It reads the output of an unsupported node whose shape is unknown,
     /// so it could not be looked at.
     Unreached,
 }
+
+/// The error of an op that kiln knows has no int8 form (LayerNorm's Pow
+/// and Sqrt, attention's MatMul of two activations, ...): it must run in
+/// float. [`survey`] reports such a node as [`Outcome::Float`].
+#[derive(Debug)]
+pub struct NeedsFloat(pub String);
+
+impl std::fmt::Display for NeedsFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: it needs float execution, and kiln runs int8 ops only so far", self.0)
+    }
+}
+
+impl std::error::Error for NeedsFloat {}
+
+/// Ops with no int8 form in any use.
+const FLOAT_ONLY: &[&str] = &["Pow", "Sqrt", "Exp", "Log", "Erf", "Reciprocal", "Gelu", "LayerNormalization"];
 
 /// One ONNX node and what lowering did with it.
 #[derive(Clone, Debug)]
@@ -58,7 +78,7 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
     let unsupported: Vec<String> = reports
         .iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Unsupported(why) => Some(why.clone()),
+            Outcome::Unsupported(why) | Outcome::Float(why) => Some(why.clone()),
             _ => None,
         })
         .collect();
@@ -108,8 +128,13 @@ pub fn survey(model: &OnnxModel) -> Result<(Graph, Vec<NodeReport>)> {
                 Ok(()) => Outcome::Int8,
                 Err(e) => {
                     cx.stand_in(&node, model);
-                    let e = e.context(format!("ONNX node `{}` ({})", node.name, node.op_type));
-                    Outcome::Unsupported(format!("{e:#}"))
+                    let float = e.downcast_ref::<NeedsFloat>().is_some();
+                    let why = format!("{:#}", e.context(format!("ONNX node `{}` ({})", node.name, node.op_type)));
+                    if float {
+                        Outcome::Float(why)
+                    } else {
+                        Outcome::Unsupported(why)
+                    }
                 }
             }
         };
@@ -119,7 +144,7 @@ pub fn survey(model: &OnnxModel) -> Result<(Graph, Vec<NodeReport>)> {
         match cx.values.get(&output.name) {
             Some(Value::Activation(t)) => cx.graph.outputs.push(*t),
             Some(Value::Constant(_)) => bail!("graph output `{}` does not depend on the input", output.name),
-            None if reports.iter().any(|r| r.outcome != Outcome::Int8 && r.outcome != Outcome::Folded) => {}
+            None if reports.iter().any(|r| !matches!(r.outcome, Outcome::Int8 | Outcome::Folded)) => {}
             None => bail!("graph output `{}` is computed by no node", output.name),
         }
     }
@@ -191,6 +216,7 @@ impl Lowering {
             "Pad" => shape::pad(self, node, opset),
             "Resize" | "Upsample" => shape::resize(self, node),
             "Softmax" => shape::softmax(self, node, opset),
+            _ if FLOAT_ONLY.contains(&op) => Err(NeedsFloat(format!("`{op}` has no int8 form")).into()),
             _ => bail!("unsupported ONNX op `{}`: kiln has no kernel for it", node.op_type),
         }
     }

@@ -4,7 +4,7 @@
 use anyhow::{bail, ensure, Result};
 use tract_onnx::pb::NodeProto;
 
-use super::Lowering;
+use super::{Lowering, NeedsFloat, Value};
 use crate::ir::layout::transpose;
 use crate::ir::{FusedActivation, Op, Window};
 
@@ -114,7 +114,10 @@ pub(super) fn gemm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
 /// MatMul by a constant matrix `[in, out]`.
 pub(super) fn matmul(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let x = cx.activation(&node.input[0])?;
-    ensure!(cx.shape(x).len() != 4, "MatMul on a rank-4 activation is not supported");
+    if matches!(cx.value(&node.input[1])?, Value::Activation(_)) {
+        return Err(NeedsFloat("MatMul of two activations has no int8 form".into()).into());
+    }
+    ensure!(cx.shape(x).len() != 4, "MatMul of a rank-4 activation by a constant is not supported");
     let b = cx.constant(&node.input[1])?;
     let &[k, out] = &b.shape[..] else {
         bail!("MatMul by a constant of shape {:?}: kiln needs a matrix", &b.shape[..])

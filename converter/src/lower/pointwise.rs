@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use tract_onnx::pb::NodeProto;
 
-use super::{Const, Lowering, Value};
+use super::{Const, Lowering, NeedsFloat, Value};
 use crate::ir::Op;
 
 /// The values of `c` as one per channel of an activation of `shape`, or a
@@ -36,7 +36,7 @@ pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
                 "Add" => Op::Add,
                 "Sub" => Op::Sub,
                 "Mul" => Op::Mul,
-                _ => bail!("{op} of two activations has no int8 form: kiln cannot convert this model"),
+                _ => return Err(NeedsFloat(format!("{op} of two activations has no int8 form")).into()),
             };
             cx.push(&node.name, op, vec![x, y], Some(&node.output[0]))?;
             return Ok(());
