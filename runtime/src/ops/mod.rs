@@ -53,7 +53,7 @@ pub enum OpKind {
     /// No params.
     PRelu = 9,
     /// Table lookup: inputs `x` and table i8 [256], `y = table[x + 128]`.
-    /// Sigmoid, Tanh, HardSwish and HardSigmoid are built this way (see
+    /// Sigmoid, Tanh, HardSwish, HardSigmoid, Abs and Neg are built this way (see
     /// [`crate::quant::lut`]). Params: `[function]`, a code for display only.
     Lut = 10,
     /// Same bytes, new shape (same element count and quantization). No params.
