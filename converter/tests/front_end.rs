@@ -302,6 +302,27 @@ fn reductions_squeeze_and_unsqueeze_run_in_int8() {
 }
 
 #[test]
+fn attribute_forms_of_older_opsets_lower_too() {
+    // Opset 9: Slice, Split, Squeeze and Unsqueeze take their axes, bounds
+    // and sizes as attributes.
+    let dir = scratch("opset9");
+    let (conv, init) = conv("x", "c");
+    let slice = vec![ints("starts", &[1, 0]), ints("ends", &[6, -1]), ints("axes", &[2, 3])];
+    let nodes = vec![
+        conv,
+        node("Slice", "crop", &["c"], &["s"], slice),
+        node("Split", "split", &["s"], &["lo", "hi"], vec![int("axis", 1), ints("split", &[1, 3])]),
+        node("ReduceMean", "mean", &["hi"], &["m"], vec![ints("axes", &[1])]),
+        node("Squeeze", "squeeze", &["m"], &["q"], vec![ints("axes", &[1])]),
+        node("Unsqueeze", "unsqueeze", &["q"], &["u"], vec![ints("axes", &[1])]),
+        node("Add", "sum", &["lo", "u"], &["y"], vec![]),
+    ];
+    let input = tensor_info("x", &[1, 3, 7, 7]);
+    let path = onnx::write(&dir, "opset9", 9, nodes, init, input, vec![tensor_info("y", &[1, 1, 5, 6])]);
+    assert_float_and_int8(&path, 147, 24, "opset 9 Slice, Split, Squeeze, Unsqueeze", 0.995);
+}
+
+#[test]
 fn every_unsupported_node_is_named_before_calibration() {
     let dir = scratch("unsupported");
     let (conv, init) = conv("x", "c");
