@@ -224,12 +224,14 @@ impl<'g> Emitter<'g> {
                 let p = kops::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: c, act: Act::NONE };
                 self.op(OpKind::Conv2d, &[x, wt, consts[0], consts[1], consts[2]], &[x], y, &p.words());
             }
-            Op::Add | Op::Sub | Op::Mul => {
+            Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => {
                 let (b, _) = self.input(node.inputs[1])?;
                 let y = self.declare(out, fresh(self)?);
                 let kind = match node.op {
                     Op::Add => OpKind::Add,
                     Op::Sub => OpKind::Sub,
+                    Op::Max => OpKind::Max,
+                    Op::Min => OpKind::Min,
                     _ => OpKind::Mul,
                 };
                 self.op(kind, &[x, b], &[x, b], y, &Act::NONE.words());
@@ -264,6 +266,8 @@ impl<'g> Emitter<'g> {
             }
             Op::Sigmoid => self.lut(node, 0, |v| 1.0 / (1.0 + (-v).exp()))?,
             Op::Tanh => self.lut(node, 1, f64::tanh)?,
+            Op::Abs => self.lut(node, 4, f64::abs)?,
+            Op::Neg => self.lut(node, 5, |v| -v)?,
             Op::HardSwish => self.lut(node, 2, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0)?,
             Op::HardSigmoid { alpha, beta } => {
                 let (alpha, beta) = (f64::from(*alpha), f64::from(*beta));
@@ -293,6 +297,16 @@ impl<'g> Emitter<'g> {
                 };
                 let y = self.declare(out, xq);
                 self.op(OpKind::Resize, &[x], &[x], y, &p.words());
+            }
+            Op::Slice { start, step, .. } => {
+                let y = self.declare(out, xq);
+                let mut words: Vec<i32> = start.iter().map(|&s| s as i32).collect();
+                words.extend(step.iter().map(|&s| s as i32));
+                self.op(OpKind::Slice, &[x], &[x], y, &words);
+            }
+            Op::Reduce { max } => {
+                let y = self.declare(out, fresh(self)?);
+                self.op(OpKind::Reduce, &[x], &[x], y, &[i32::from(*max)]);
             }
             Op::Softmax { axis } => {
                 if *axis + 1 != out_dims.len() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::onnx::{self, floats, int, int64s, ints, node, tensor_info};
+use common::onnx::{self, floats, int, int64s, ints, node, string, tensor_info};
 use kiln_converter::calibrate::Method;
 use kiln_converter::import::{InputShape, OnnxModel};
 use kiln_converter::input::{encode_npy, ImageOptions};
@@ -202,6 +202,124 @@ fn differences_of_two_activations_run_in_int8() {
     assert_close(&expected, &got, "Sub of activations");
     let cosines = int8_cosines(&path, None, &[x, values(108, 10), values(108, 11)]);
     assert!(cosines.iter().all(|&c| c > 0.995), "{cosines:?}");
+}
+
+/// Checks that the IR computes what tract computes on `path` (one input of
+/// `n` values) and that the int8 model follows it to `min_cosine`.
+fn assert_float_and_int8(path: &Path, n: usize, seed: u32, what: &str, min_cosine: f64) {
+    let x = values(n, seed);
+    let (expected, got) = float_outputs(path, None, &x);
+    assert_close(&expected, &got, what);
+    let cosines = int8_cosines(path, None, &[x, values(n, seed + 1), values(n, seed + 2)]);
+    assert!(cosines.iter().all(|&c| c > min_cosine), "{what}: {cosines:?}");
+}
+
+#[test]
+fn strided_slices_run_in_int8() {
+    // YOLOX's Focus: the four pixel phases of a 2x2 grid side by side in
+    // the channels, and one more slice walking W backwards.
+    let dir = scratch("focus");
+    let (conv, mut init) = conv("x", "c");
+    init.push(int64s("hw", &[2], &[2, 3]));
+    init.push(int64s("two", &[2], &[2, 2]));
+    init.push(int64s("end", &[2], &[i64::MAX, i64::MAX]));
+    for (name, start) in [("s00", [0, 0]), ("s10", [1, 0]), ("s01", [0, 1]), ("s11", [1, 1])] {
+        init.push(int64s(name, &[2], &start));
+    }
+    init.push(int64s("back_start", &[1], &[-1]));
+    init.push(int64s("back_end", &[1], &[i64::MIN]));
+    init.push(int64s("back_axis", &[1], &[-1]));
+    init.push(int64s("back_step", &[1], &[-2]));
+    let mut nodes = vec![conv];
+    for phase in ["00", "10", "01", "11"] {
+        let (start, out) = (format!("s{phase}"), format!("p{phase}"));
+        nodes.push(node("Slice", &out, &["c", &start, "end", "hw", "two"], &[&out], vec![]));
+    }
+    nodes.push(node("Slice", "back", &["c", "back_start", "back_end", "back_axis", "back_step"], &["r"], vec![]));
+    nodes.push(node("MaxPool", "half", &["r"], &["h"], vec![ints("kernel_shape", &[2, 1]), ints("strides", &[2, 1])]));
+    nodes.push(node("Concat", "focus", &["p00", "p10", "p01", "p11", "h"], &["y"], vec![int("axis", 1)]));
+    let input = tensor_info("x", &[1, 3, 8, 8]);
+    let path = onnx::write(&dir, "focus", 13, nodes, init, input, vec![tensor_info("y", &[1, 20, 4, 4])]);
+    assert_float_and_int8(&path, 3 * 64, 12, "Focus slices", 0.999);
+}
+
+#[test]
+fn splits_max_min_abs_and_neg_run_in_int8() {
+    // YOLOv8's C2f splits a conv's channels in two; the halves meet again
+    // in element-wise ops.
+    let dir = scratch("split");
+    let (conv, mut init) = conv("x", "c");
+    init.push(int64s("halves", &[2], &[1, 3]));
+    let nodes = vec![
+        conv,
+        node("Split", "split", &["c", "halves"], &["a", "b3"], vec![int("axis", 1)]),
+        node("Split", "thirds", &["b3"], &["b0", "b1", "b2"], vec![int("axis", 1)]),
+        node("Max", "max", &["a", "b0"], &["hi"], vec![]),
+        node("Min", "min", &["b1", "a", "b2"], &["lo"], vec![]),
+        node("Abs", "abs", &["a"], &["abs_a"], vec![]),
+        node("Neg", "neg", &["b0"], &["neg_b"], vec![]),
+        node("Concat", "join", &["hi", "lo", "abs_a", "neg_b"], &["y"], vec![int("axis", 1)]),
+    ];
+    let input = tensor_info("x", &[1, 3, 6, 6]);
+    let path = onnx::write(&dir, "split", 13, nodes, init, input, vec![tensor_info("y", &[1, 4, 6, 6])]);
+    assert_float_and_int8(&path, 108, 15, "Split, Max, Min, Abs, Neg", 0.995);
+}
+
+#[test]
+fn depth_and_space_rearrangements_run_in_int8() {
+    let dir = scratch("depth_space");
+    let (conv, init) = conv("x", "c");
+    let nodes = vec![
+        conv,
+        node("SpaceToDepth", "s2d", &["c"], &["d"], vec![int("blocksize", 2)]),
+        node("DepthToSpace", "d2s", &["d"], &["y"], vec![int("blocksize", 2), string("mode", "CRD")]),
+    ];
+    let input = tensor_info("x", &[1, 3, 6, 8]);
+    let path = onnx::write(&dir, "depth_space", 13, nodes, init, input, vec![tensor_info("y", &[1, 4, 6, 8])]);
+    assert_float_and_int8(&path, 144, 18, "SpaceToDepth then DepthToSpace (CRD)", 0.999);
+}
+
+#[test]
+fn reductions_squeeze_and_unsqueeze_run_in_int8() {
+    // A squeeze-and-excite-like gate from the spatial maxima, then a mean
+    // over the channels (an attention map).
+    let dir = scratch("reduce");
+    let (conv, mut init) = conv("x", "c");
+    init.push(int64s("hw", &[2], &[2, 3]));
+    let nodes = vec![
+        conv,
+        node("ReduceMax", "spatial_max", &["c"], &["m"], vec![ints("axes", &[2, 3])]),
+        node("Squeeze", "squeeze", &["m", "hw"], &["s"], vec![]),
+        node("Unsqueeze", "unsqueeze", &["s", "hw"], &["u"], vec![]),
+        node("Mul", "gate", &["c", "u"], &["g"], vec![]),
+        node("GlobalMaxPool", "global_max", &["c"], &["p"], vec![]),
+        node("Add", "plus", &["g", "p"], &["t"], vec![]),
+        node("ReduceMean", "channel_mean", &["t"], &["y"], vec![ints("axes", &[1]), int("keepdims", 0)]),
+    ];
+    let input = tensor_info("x", &[1, 3, 6, 6]);
+    let path = onnx::write(&dir, "reduce", 13, nodes, init, input, vec![tensor_info("y", &[1, 6, 6])]);
+    assert_float_and_int8(&path, 108, 21, "ReduceMax, Squeeze, Unsqueeze, GlobalMaxPool, ReduceMean", 0.995);
+}
+
+#[test]
+fn attribute_forms_of_older_opsets_lower_too() {
+    // Opset 9: Slice, Split, Squeeze and Unsqueeze take their axes, bounds
+    // and sizes as attributes.
+    let dir = scratch("opset9");
+    let (conv, init) = conv("x", "c");
+    let slice = vec![ints("starts", &[1, 0]), ints("ends", &[6, -1]), ints("axes", &[2, 3])];
+    let nodes = vec![
+        conv,
+        node("Slice", "crop", &["c"], &["s"], slice),
+        node("Split", "split", &["s"], &["lo", "hi"], vec![int("axis", 1), ints("split", &[1, 3])]),
+        node("ReduceMean", "mean", &["hi"], &["m"], vec![ints("axes", &[1])]),
+        node("Squeeze", "squeeze", &["m"], &["q"], vec![ints("axes", &[1])]),
+        node("Unsqueeze", "unsqueeze", &["q"], &["u"], vec![ints("axes", &[1])]),
+        node("Add", "sum", &["lo", "u"], &["y"], vec![]),
+    ];
+    let input = tensor_info("x", &[1, 3, 7, 7]);
+    let path = onnx::write(&dir, "opset9", 9, nodes, init, input, vec![tensor_info("y", &[1, 1, 5, 6])]);
+    assert_float_and_int8(&path, 147, 24, "opset 9 Slice, Split, Squeeze, Unsqueeze", 0.995);
 }
 
 #[test]

@@ -309,5 +309,9 @@ fn execute(model: &Model<'_>, kernels: &Kernels, node: &Node, arena: &mut [u8]) 
         Op::Quantize => scalar::requantize(x, y),
         Op::Dequantize => scalar::dequantize(x, bytemuck::cast_slice_mut(y.data)),
         Op::Clamp(act) => scalar::clamp(x.data, act, y.data),
+        Op::Slice { start, step, axes } => scalar::slice(x, &start[..axes], &step[..axes], y),
+        Op::Max(act) => scalar::max(x, ops.q(t(1)), act, y),
+        Op::Min(act) => scalar::min(x, ops.q(t(1)), act, y),
+        Op::Reduce { max } => scalar::reduce(max, x, y),
     }
 }

@@ -525,7 +525,8 @@ fn overlapping_memory_plans_are_rejected() {
     assert_rejected(&b, "written twice", &["tensor 1 is written twice"]);
 }
 
-/// A model of one operator from a `[1, h, w, 1]` int8 input to `out`.
+/// A model of one operator from an int8 `input` to `out`, unchecked (it may
+/// be invalid).
 fn one_op(kind: OpKind, input: [usize; 4], zero_point: i32, out: [usize; 4], params: &[i32]) -> Vec<u8> {
     let mut w = ModelWriter::new();
     let x = w.activation("x", DType::I8, &input, Quant { scale: 0.5, zero_point });
@@ -533,7 +534,7 @@ fn one_op(kind: OpKind, input: [usize; 4], zero_point: i32, out: [usize; 4], par
     w.op(kind, &[x], &[y], params);
     w.inputs(&[x]);
     w.outputs(&[y]);
-    w.finish().expect("a valid model")
+    w.to_bytes()
 }
 
 /// Loads `file`, sets its input to `value` everywhere and runs it; returns
@@ -569,4 +570,71 @@ fn extreme_but_valid_models_run() {
         let y = run_filled(&b, 3, &format!("{mode:?} resize of {h} rows"));
         assert!(y.iter().all(|&v| v == 3), "{mode:?} resize with scale 1 changed values");
     }
+}
+
+/// A model of one two-input operator, `a` and `b` to `out`, unchecked.
+fn two_op(kind: OpKind, a: &[usize], b: &[usize], out: &[usize], params: &[i32]) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.5, zero_point: 0 };
+    let (x, z) = (w.activation("a", DType::I8, a, q), w.activation("b", DType::I8, b, q));
+    let y = w.activation("y", DType::I8, out, q);
+    w.op(kind, &[x, z], &[y], params);
+    w.inputs(&[x, z]);
+    w.outputs(&[y]);
+    w.to_bytes()
+}
+
+#[test]
+fn slices_that_leave_their_input_are_rejected() {
+    use OpKind::Slice;
+    // Rows 0 and 2, and columns 3, 1 (backwards) of a 4x4 image.
+    let b = one_op(Slice, [1, 4, 4, 1], 0, [1, 2, 2, 1], &[0, 0, 3, 0, 1, 2, -2, 1]);
+    assert_eq!(run_filled(&b, 5, "a valid strided slice"), [5; 4]);
+    // What is wrong, the output shape, the parameters, what the message says.
+    type Case<'a> = (&'a str, [usize; 4], &'a [i32], &'a [&'a str]);
+    let cases: [Case; 8] = [
+        ("past the end", [1, 2, 3, 1], &[0, 0, 0, 0, 1, 2, 2, 1], &["axis 2: 3 elements from 0 by step 2", "0..4"]),
+        ("before the start", [1, 2, 3, 1], &[0, 0, 1, 0, 1, 2, -1, 1], &["axis 2: 3 elements from 1 by step -1"]),
+        ("a start past the end", [1, 1, 1, 1], &[0, 4, 0, 0, 1, 1, 1, 1], &["axis 1: 1 elements from 4"]),
+        ("a huge step", [1, 2, 2, 1], &[0, 0, 0, 0, 1, i32::MAX, i32::MIN, 1], &["axis 1: 2 elements"]),
+        ("a zero step", [1, 2, 2, 1], &[0, 0, 0, 0, 1, 0, 1, 1], &["a step is 0"]),
+        ("a negative start", [1, 2, 2, 1], &[0, -1, 0, 0, 1, 1, 1, 1], &["must not be negative"]),
+        ("an odd parameter count", [1, 2, 2, 1], &[0, 0, 0, 1, 1, 1, 1], &["2 per dimension expected"]),
+        ("parameters for 3 axes", [1, 2, 2, 1], &[0, 0, 0, 1, 1, 1], &["slice parameters for 3 axes"]),
+    ];
+    for (what, out, params, needles) in cases {
+        let b = one_op(Slice, [1, 4, 4, 1], 0, out, params);
+        let mut all = vec!["operator 0"];
+        all.extend(needles);
+        assert_rejected(&b, what, &all);
+    }
+    // A slice moves bytes: it cannot change the quantization.
+    let b = one_op(Slice, [1, 4, 4, 1], 3, [1, 2, 2, 1], &[0, 0, 0, 0, 1, 2, 2, 1]);
+    assert_rejected(&b, "a slice that requantizes", &["operator 0 (Slice)", "quantization differ"]);
+}
+
+#[test]
+fn malformed_max_min_and_reduce_are_rejected() {
+    for kind in [OpKind::Max, OpKind::Min] {
+        let name = format!("operator 0 ({kind:?})");
+        let b = two_op(kind, &[1, 2, 2, 3], &[1, 1, 1, 3], &[1, 2, 2, 3], &Act::NONE.words());
+        // Input `a` is 7 everywhere, `b` (never set) 0.
+        let want = if kind == OpKind::Max { 7 } else { 0 };
+        assert_eq!(run_filled(&b, 7, "a valid broadcast"), [want; 12]);
+        let b = two_op(kind, &[1, 2, 2, 3], &[1, 1, 1, 2], &[1, 2, 2, 3], &Act::NONE.words());
+        assert_rejected(&b, "an input that does not broadcast", &[&name, "input 1 of shape [1, 1, 1, 2]"]);
+        let b = two_op(kind, &[2, 3], &[2, 3], &[2, 3], &[5, 4]);
+        assert_rejected(&b, "an empty clamp", &["operator 0: activation range 5..=4"]);
+        let b = one_op(kind, [1, 2, 2, 1], 0, [1, 2, 2, 1], &Act::NONE.words());
+        assert_rejected(&b, "one input", &[&name, "1 inputs and 1 outputs, 2 to 2 inputs"]);
+    }
+    use OpKind::Reduce;
+    let b = one_op(Reduce, [1, 2, 3, 4], 0, [1, 2, 3, 1], &[1]);
+    assert_eq!(run_filled(&b, -9, "a valid channel max"), [-9; 6]);
+    let b = one_op(Reduce, [1, 2, 3, 4], 0, [1, 2, 3, 1], &[2]);
+    assert_rejected(&b, "an unknown mode", &["operator 0 (Reduce)", "mode 2, 0 (mean) or 1 (max) expected"]);
+    let b = one_op(Reduce, [1, 2, 3, 4], 0, [1, 2, 1, 1], &[0]);
+    assert_rejected(&b, "a reduction over W", &["operator 0 (Reduce)", "output has shape [1, 2, 1, 1], [1, 2, 3, 1]"]);
+    let b = one_op(Reduce, [1, 2, 3, 4], 0, [1, 2, 3, 1], &[]);
+    assert_rejected(&b, "no mode", &["operator 0 (Reduce)", "0 parameters, 1 expected"]);
 }

@@ -137,6 +137,12 @@ fn ranges(
             Some(range) => Some(range),
             // Layout ops that lowering added keep their input's values.
             None if node.op.moves_data_only() => ranges[node.inputs[0]],
+            // Means and maxima that lowering added (a reduction over merged
+            // axes, the pairs of a Max or Min of several inputs) stay within
+            // their inputs' ranges.
+            None if matches!(node.op, Op::Reduce { .. } | Op::Max | Op::Min) => {
+                node.inputs.iter().map(|&i| ranges[i]).reduce(|a, b| a.zip(b).map(|(a, b)| a.union(b))).flatten()
+            }
             // A softmax lowering moved to the last axis gives probabilities.
             None if matches!(node.op, Op::Softmax { .. }) => Some(Range { min: 0.0, max: 1.0 }),
             None => bail!(

@@ -125,6 +125,10 @@ pub enum Op {
     Sub,
     /// Element-wise product of two activations (numpy broadcasting).
     Mul,
+    /// Element-wise maximum of two activations (numpy broadcasting).
+    Max,
+    /// Element-wise minimum of two activations (numpy broadcasting).
+    Min,
     /// Concatenation along an IR axis.
     Concat {
         /// IR axis.
@@ -157,6 +161,10 @@ pub enum Op {
     Sigmoid,
     /// Hyperbolic tangent.
     Tanh,
+    /// Absolute value.
+    Abs,
+    /// Negation.
+    Neg,
     /// `x * relu6(x + 3) / 6`.
     HardSwish,
     /// `clamp(alpha * x + beta, 0, 1)`.
@@ -203,6 +211,21 @@ pub enum Op {
         /// IR axis.
         axis: usize,
     },
+    /// Strided slice: along IR axis `a`, output index `i` reads input index
+    /// `start[a] + i * step[a]`, for `i < size[a]`.
+    Slice {
+        /// First input index per IR axis.
+        start: Vec<usize>,
+        /// Step per IR axis (negative walks backwards).
+        step: Vec<i64>,
+        /// Output size per IR axis.
+        size: Vec<usize>,
+    },
+    /// Mean or maximum over the last IR axis, keeping it as 1.
+    Reduce {
+        /// Maximum (`true`) or mean.
+        max: bool,
+    },
 }
 
 impl Op {
@@ -215,6 +238,8 @@ impl Op {
             Op::Add => "Add",
             Op::Sub => "Sub",
             Op::Mul => "Mul",
+            Op::Max => "Max",
+            Op::Min => "Min",
             Op::Concat { .. } => "Concat",
             Op::MaxPool(_) => "MaxPool",
             Op::AvgPool { .. } => "AvgPool",
@@ -223,6 +248,8 @@ impl Op {
             Op::Clamp { .. } => "Clamp",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
+            Op::Abs => "Abs",
+            Op::Neg => "Neg",
             Op::HardSwish => "HardSwish",
             Op::HardSigmoid { .. } => "HardSigmoid",
             Op::Reshape { .. } => "Reshape",
@@ -230,6 +257,9 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Resize { .. } => "Resize",
             Op::Softmax { .. } => "Softmax",
+            Op::Slice { .. } => "Slice",
+            Op::Reduce { max: false } => "ReduceMean",
+            Op::Reduce { max: true } => "ReduceMax",
         }
     }
 
@@ -252,7 +282,7 @@ impl Op {
 
     /// Whether the op only moves values (so its output range is its input's).
     pub fn moves_data_only(&self) -> bool {
-        matches!(self, Op::Reshape { .. } | Op::Transpose { .. })
+        matches!(self, Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. })
     }
 }
 

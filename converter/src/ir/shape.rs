@@ -37,7 +37,7 @@ pub fn output_shape(op: &Op, shapes: &[&[usize]]) -> Result<Vec<usize>> {
             channelwise(first, slope)?;
             first.to_vec()
         }
-        Op::Add | Op::Sub | Op::Mul => broadcast(shapes)?,
+        Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => broadcast(shapes)?,
         Op::Concat { axis } => {
             let mut out = first.to_vec();
             ensure!(*axis < out.len(), "concat axis {axis} out of rank {}", out.len());
@@ -55,7 +55,38 @@ pub fn output_shape(op: &Op, shapes: &[&[usize]]) -> Result<Vec<usize>> {
             let [n, _, _, c] = nhwc(first)?;
             vec![n, 1, 1, c]
         }
-        Op::Clamp { .. } | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::HardSigmoid { .. } => first.to_vec(),
+        Op::Clamp { .. } | Op::Sigmoid | Op::Tanh | Op::Abs | Op::Neg | Op::HardSwish | Op::HardSigmoid { .. } => {
+            first.to_vec()
+        }
+        Op::Slice { start, step, size } => {
+            let rank = first.len();
+            ensure!(
+                start.len() == rank && step.len() == rank && size.len() == rank,
+                "slice parameters for ranks {}, {} and {} on rank {rank}",
+                start.len(),
+                step.len(),
+                size.len()
+            );
+            for a in 0..rank {
+                let last = start[a] as i64 + (size[a] as i64 - 1) * step[a];
+                ensure!(
+                    size[a] > 0 && step[a] != 0 && start[a] < first[a] && (0..first[a] as i64).contains(&last),
+                    "slice of {} elements from {} by step {} does not fit axis {a} of {first:?}",
+                    size[a],
+                    start[a],
+                    step[a]
+                );
+            }
+            size.clone()
+        }
+        Op::Reduce { .. } => {
+            let mut out = first.to_vec();
+            match out.last_mut() {
+                Some(last) => *last = 1,
+                None => bail!("reduce of a scalar"),
+            }
+            out
+        }
         Op::Softmax { axis } => {
             ensure!(*axis < first.len(), "softmax axis {axis} out of rank {}", first.len());
             first.to_vec()

@@ -15,7 +15,9 @@
 
 mod nn;
 mod pointwise;
+mod reduce;
 mod shape;
+mod slice;
 
 use std::collections::HashMap;
 
@@ -177,12 +179,19 @@ fn to_ir_shape(onnx: &[usize]) -> Vec<usize> {
     }
 }
 
+/// ONNX axis `axis` (negative counts from the end) of a tensor of rank
+/// `rank`, checked.
+fn onnx_axis(axis: i64, rank: usize) -> Result<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    ensure!((0..rank as i64).contains(&a), "axis {axis} out of rank {rank}");
+    Ok(a as usize)
+}
+
 /// The IR axis of ONNX axis `axis` (negative counts from the end) of a
 /// tensor of rank `rank`.
 fn ir_axis(axis: i64, rank: usize) -> Result<usize> {
-    let a = if axis < 0 { axis + rank as i64 } else { axis };
-    anyhow::ensure!((0..rank as i64).contains(&a), "axis {axis} out of rank {rank}");
-    Ok(if rank == 4 { ir::NHWC_TO_NCHW[a as usize] } else { a as usize })
+    let a = onnx_axis(axis, rank)?;
+    Ok(if rank == 4 { ir::NHWC_TO_NCHW[a] } else { a })
 }
 
 impl Lowering {
@@ -201,16 +210,22 @@ impl Lowering {
             "BatchNormalization" => nn::batch_norm(self, node),
             "MaxPool" | "AveragePool" => nn::pool(self, node),
             "GlobalAveragePool" => self.unary(node, Op::GlobalAvgPool),
+            "GlobalMaxPool" => reduce::global_max_pool(self, node),
+            "ReduceMean" | "ReduceMax" => reduce::reduce(self, node, opset),
             "Add" | "Sub" | "Mul" | "Div" => pointwise::arithmetic(self, node),
-            "Relu" | "Clip" | "LeakyRelu" | "PRelu" | "Sigmoid" | "Tanh" | "HardSwish" | "HardSigmoid" => {
-                pointwise::activation(self, node, opset)
-            }
+            "Max" | "Min" => pointwise::extremum(self, node),
+            "Relu" | "Clip" | "LeakyRelu" | "PRelu" | "Sigmoid" | "Tanh" | "HardSwish" | "HardSigmoid" | "Abs"
+            | "Neg" => pointwise::activation(self, node, opset),
             "Dropout" | "Identity" => {
                 let v = self.value(&node.input[0])?.clone();
                 self.values.insert(node.output[0].clone(), v);
                 Ok(())
             }
             "Reshape" | "Flatten" => shape::reshape(self, node),
+            "Squeeze" | "Unsqueeze" => shape::squeeze(self, node, opset),
+            "DepthToSpace" | "SpaceToDepth" => shape::depth_space(self, node),
+            "Slice" => slice::slice(self, node, opset),
+            "Split" => slice::split(self, node, opset),
             "Transpose" => shape::transpose(self, node),
             "Concat" => shape::concat(self, node),
             "Pad" => shape::pad(self, node, opset),

@@ -1,11 +1,12 @@
 //! Lowering of element-wise ops: arithmetic (between activations, or with a
-//! scalar or per-channel constant on either side) and activation functions.
+//! scalar or per-channel constant on either side), Max and Min, and
+//! activation functions.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tract_onnx::pb::NodeProto;
 
 use super::{Const, Lowering, NeedsFloat, Value};
-use crate::ir::Op;
+use crate::ir::{Op, TensorId};
 
 /// The values of `c` as one per channel of an activation of `shape`, or a
 /// single value; kiln's ScaleShift and PRelu cannot broadcast otherwise.
@@ -59,6 +60,49 @@ pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     Ok(())
 }
 
+/// Max and Min of any number of inputs: of the activations pairwise, and
+/// with scalar constants as a clamp at the largest (Max) or smallest (Min)
+/// of them; one activation alone is itself.
+pub(super) fn extremum(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let max = node.op_type == "Max";
+    let mut activations = Vec::new();
+    let mut bound: Option<f32> = None;
+    for name in node.input.iter().filter(|i| !i.is_empty()) {
+        match cx.value(name)? {
+            Value::Activation(t) => activations.push(*t),
+            Value::Constant(_) => {
+                let c = cx.constant(name)?;
+                ensure!(
+                    c.values.len() == 1,
+                    "{} with a constant of shape {:?}: kiln takes activations and scalar constants",
+                    node.op_type,
+                    c.shape
+                );
+                let v = c.values[0];
+                bound = Some(bound.map_or(v, |b| if max { b.max(v) } else { b.min(v) }));
+            }
+        }
+    }
+    let Some((&first, rest)) = activations.split_first() else { unreachable!("nodes of constants are folded") };
+    let pairwise = if max { Op::Max } else { Op::Min };
+    let mut steps: Vec<(Op, Vec<TensorId>)> = rest.iter().map(|&t| (pairwise.clone(), vec![t])).collect();
+    if let Some(c) = bound {
+        let clamp =
+            if max { Op::Clamp { lo: c, hi: f32::INFINITY } } else { Op::Clamp { lo: f32::NEG_INFINITY, hi: c } };
+        steps.push((clamp, vec![]));
+    }
+    let mut x = first;
+    let last = steps.len();
+    for (i, (op, more)) in steps.into_iter().enumerate() {
+        let out = (i + 1 == last).then_some(node.output[0].as_str());
+        x = cx.push(&node.name, op, [vec![x], more].concat(), out)?;
+    }
+    if last == 0 {
+        cx.values.insert(node.output[0].clone(), Value::Activation(first));
+    }
+    Ok(())
+}
+
 /// Activation functions, each on one activation input.
 pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
     let op = match node.op_type.as_str() {
@@ -84,6 +128,8 @@ pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Res
         }
         "Sigmoid" => Op::Sigmoid,
         "Tanh" => Op::Tanh,
+        "Abs" => Op::Abs,
+        "Neg" => Op::Neg,
         "HardSwish" => Op::HardSwish,
         "HardSigmoid" => Op::HardSigmoid {
             alpha: node.get_attr_opt("alpha")?.unwrap_or(0.2),

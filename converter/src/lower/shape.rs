@@ -1,15 +1,16 @@
 //! Lowering of ops whose meaning depends on the axis order: Reshape, Flatten,
-//! Transpose, Concat, Pad, Resize, Softmax. ONNX axes are NCHW; the IR's
-//! rank-4 tensors are NHWC, so axes and permutations are translated here.
+//! Squeeze, Unsqueeze, DepthToSpace, SpaceToDepth, Transpose, Concat, Pad,
+//! Resize, Softmax. ONNX axes are NCHW; the IR's rank-4 tensors are NHWC, so
+//! axes and permutations are translated here.
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tract_onnx::pb::NodeProto;
 
-use super::{ir_axis, Lowering};
-use crate::ir::{Op, NCHW_TO_NHWC, NHWC_TO_NCHW};
+use super::{ir_axis, onnx_axis, Lowering};
+use crate::ir::{Op, TensorId, NCHW_TO_NHWC, NHWC_TO_NCHW};
 
 /// ONNX shape of an IR tensor shape.
-fn onnx_shape(ir: &[usize]) -> Vec<usize> {
+pub(super) fn onnx_shape(ir: &[usize]) -> Vec<usize> {
     match ir {
         &[n, h, w, c] => vec![n, c, h, w],
         _ => ir.to_vec(),
@@ -20,7 +21,7 @@ fn onnx_shape(ir: &[usize]) -> Vec<usize> {
 /// NCHW copy (explicit transposes around it, removed by passes when a
 /// consumer can absorb them).
 pub(super) fn reshape(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
-    let mut x = cx.activation(&node.input[0])?;
+    let x = cx.activation(&node.input[0])?;
     let input = onnx_shape(cx.shape(x));
     let target: Vec<usize> = if node.op_type == "Flatten" {
         let axis = node.get_attr_opt::<i64>("axis")?.unwrap_or(1);
@@ -45,15 +46,89 @@ pub(super) fn reshape(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
         }
         dims
     };
+    reshape_to(cx, &node.name, x, target, &node.output[0])
+}
+
+/// Appends the IR form of an ONNX (NCHW order) reshape of `x` to the ONNX
+/// shape `target`, writing ONNX value `out`: the IR reshapes an NCHW copy.
+pub(super) fn reshape_to(cx: &mut Lowering, name: &str, mut x: TensorId, target: Vec<usize>, out: &str) -> Result<()> {
     let to_nhwc = target.len() == 4;
-    if input.len() == 4 {
-        x = cx.push(&node.name, Op::Transpose { perm: NHWC_TO_NCHW.to_vec() }, vec![x], None)?;
+    if cx.shape(x).len() == 4 {
+        x = cx.push(name, Op::Transpose { perm: NHWC_TO_NCHW.to_vec() }, vec![x], None)?;
     }
-    let out = node.output[0].as_str();
-    let y = cx.push(&node.name, Op::Reshape { shape: target }, vec![x], (!to_nhwc).then_some(out))?;
+    let y = cx.push(name, Op::Reshape { shape: target }, vec![x], (!to_nhwc).then_some(out))?;
     if to_nhwc {
-        cx.push(&node.name, Op::Transpose { perm: NCHW_TO_NHWC.to_vec() }, vec![y], Some(out))?;
+        cx.push(name, Op::Transpose { perm: NCHW_TO_NHWC.to_vec() }, vec![y], Some(out))?;
     }
+    Ok(())
+}
+
+/// Squeeze and Unsqueeze (axes as an attribute before opset 13, an input
+/// from 13 on): reshapes that drop or insert dimensions of 1.
+pub(super) fn squeeze(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Result<()> {
+    let x = cx.activation(&node.input[0])?;
+    let input = onnx_shape(cx.shape(x));
+    let axes = if opset < 13 { node.get_attr_opt_vec::<i64>("axes")? } else { cx.constant_ints(node, 1)? };
+    let target: Vec<usize> = if node.op_type == "Squeeze" {
+        let axes = match axes {
+            Some(axes) => axes.iter().map(|&a| onnx_axis(a, input.len())).collect::<Result<Vec<_>>>()?,
+            None => (0..input.len()).filter(|&a| input[a] == 1).collect(),
+        };
+        for &a in &axes {
+            ensure!(input[a] == 1, "Squeeze of axis {a}, of size {} in {input:?}", input[a]);
+        }
+        (0..input.len()).filter(|a| !axes.contains(a)).map(|a| input[a]).collect()
+    } else {
+        let axes = axes.context("Unsqueeze needs axes")?;
+        let rank = input.len() + axes.len();
+        let mut axes = axes.iter().map(|&a| onnx_axis(a, rank)).collect::<Result<Vec<_>>>()?;
+        axes.sort_unstable();
+        axes.dedup();
+        ensure!(axes.len() + input.len() == rank, "Unsqueeze names an axis twice");
+        let mut kept = input.iter();
+        (0..rank).map(|a| if axes.contains(&a) { 1 } else { kept.next().copied().unwrap_or(1) }).collect()
+    };
+    reshape_to(cx, &node.name, x, target, &node.output[0])
+}
+
+/// DepthToSpace (modes DCR and CRD) and SpaceToDepth with block size `b`,
+/// as reshapes and transposes of rank at most 4 on the NHWC tensor.
+///
+/// DCR reads input channel `(i * b + j) * C' + c` into pixel `(h * b + i,
+/// w * b + j)`, channel `c`: in NHWC the input is `[N·H, W, b(i), b·C'(j,
+/// c)]`, and swapping its two middle axes gives the output's row-major
+/// order `[N, H·b, W·b, C']`. CRD reads channel `c * b² + i * b + j`: one
+/// transpose of `[N·H·W, C', b²]` to `[N·H·W, b², C']` first makes it DCR.
+/// SpaceToDepth is DCR backwards: `[N·H', b, W', b·C]` with the middle axes
+/// swapped is `[N, H', W', b²·C]`, output channel `(i * b + j) * C + c`.
+pub(super) fn depth_space(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
+    let mut x = cx.activation(&node.input[0])?;
+    let &[n, h, w, c] = cx.shape(x) else { bail!("{} of a rank-{} tensor", node.op_type, cx.shape(x).len()) };
+    let b = node.get_attr::<usize>("blocksize")?;
+    ensure!(b > 0, "block size 0");
+    let name = node.name.as_str();
+    let swap = Op::Transpose { perm: vec![0, 2, 1, 3] };
+    let out = node.output[0].as_str();
+    if node.op_type == "SpaceToDepth" {
+        ensure!(h % b == 0 && w % b == 0, "{h}x{w} pixels do not split into {b}x{b} blocks");
+        let x = cx.push(name, Op::Reshape { shape: vec![n * h / b, b, w / b, b * c] }, vec![x], None)?;
+        let x = cx.push(name, swap, vec![x], None)?;
+        cx.push(name, Op::Reshape { shape: vec![n, h / b, w / b, b * b * c] }, vec![x], Some(out))?;
+        return Ok(());
+    }
+    ensure!(c % (b * b) == 0, "{c} channels do not fill {b}x{b} blocks");
+    let mode: String = node.get_attr_opt("mode")?.unwrap_or_else(|| "DCR".into());
+    match mode.as_str() {
+        "DCR" => {}
+        "CRD" => {
+            let flat = cx.push(name, Op::Reshape { shape: vec![n * h * w, c / (b * b), b * b] }, vec![x], None)?;
+            x = cx.push(name, Op::Transpose { perm: vec![0, 2, 1] }, vec![flat], None)?;
+        }
+        other => bail!("DepthToSpace mode `{other}` (DCR or CRD expected)"),
+    }
+    let x = cx.push(name, Op::Reshape { shape: vec![n * h, w, b, c / b] }, vec![x], None)?;
+    let x = cx.push(name, swap, vec![x], None)?;
+    cx.push(name, Op::Reshape { shape: vec![n, h * b, w * b, c / (b * b)] }, vec![x], Some(out))?;
     Ok(())
 }
 

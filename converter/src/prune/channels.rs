@@ -6,8 +6,8 @@
 //! union-find. Ops that carry channels through one by one unite their input
 //! and output channels: activations, BatchNorm-like scale/shift, pooling,
 //! resize, depthwise convolutions (input channel = output channel), both
-//! operands of a residual `Add` or `Mul`, the offsets inside a channel
-//! `Concat`, and a `Reshape` that flattens NHWC (one channel is a block of
+//! operands of a residual `Add`, `Mul`, `Max` or `Min`, the offsets inside
+//! a channel `Concat`, a `Slice` that keeps every channel, and a `Reshape` that flattens NHWC (one channel is a block of
 //! H×W features of the flat tensor). Convolutions with one group and fully
 //! connected layers produce fresh channels and consume whole ones, so they
 //! unite nothing: they are where a channel starts and ends. Anything else
@@ -148,6 +148,8 @@ impl Spaces {
             | Op::Clamp { .. }
             | Op::Sigmoid
             | Op::Tanh
+            | Op::Abs
+            | Op::Neg
             | Op::HardSwish
             | Op::HardSigmoid { .. }
             | Op::MaxPool(_)
@@ -156,12 +158,23 @@ impl Spaces {
             | Op::Resize { .. }
             | Op::Add
             | Op::Sub
-            | Op::Mul => {
+            | Op::Mul
+            | Op::Max
+            | Op::Min => {
                 for &t in &node.inputs {
                     self.unite_tensors(graph, t, out);
                 }
             }
             Op::Pad { pads, .. } if pads.last() == Some(&(0, 0)) => self.unite_tensors(graph, node.inputs[0], out),
+            // A slice that keeps every channel in order (the Focus of YOLOX
+            // strides over H and W only); one that picks channels pins them.
+            Op::Slice { start, step, .. }
+                if start.last() == Some(&0)
+                    && step.last() == Some(&1)
+                    && width(graph, node.inputs[0]) == width(graph, out) =>
+            {
+                self.unite_tensors(graph, node.inputs[0], out)
+            }
             Op::Softmax { axis } if *axis + 1 != rank => self.unite_tensors(graph, node.inputs[0], out),
             Op::Transpose { perm } if perm.last() == Some(&(rank - 1)) => {
                 self.unite_tensors(graph, node.inputs[0], out)

@@ -72,6 +72,16 @@ pub fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+/// A string attribute.
+pub fn string(name: &str, value: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::String as i32,
+        s: value.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
 /// An f32 initializer.
 pub fn floats(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
     pb::TensorProto {

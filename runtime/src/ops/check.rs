@@ -145,7 +145,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             site.affine(o, Layout::fully_connected(o, k), &site.weights[wt.range()])?;
             expect_dims(site, site.output_typed(DType::I8)?, [n, o, 1, 1], 2)
         }
-        Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
+        Op::Add(_) | Op::Sub(_) | Op::Mul(_) | Op::Max(_) | Op::Min(_) => {
             let y = site.output_typed(DType::I8)?;
             for i in 0..2 {
                 let t = site.typed(i, DType::I8, false)?;
@@ -281,6 +281,40 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
                     return site.fail(format_args!("padded size overflows"));
                 };
                 dims[i] = d;
+            }
+            expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
+        }
+        Op::Slice { start, step, axes } => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.same_quant(x, y)?;
+            let rank = x.shape.rank();
+            if axes != rank || y.shape.rank() != rank {
+                return site.fail(format_args!(
+                    "slice parameters for {axes} axes, the input has rank {rank}, the output {}",
+                    y.shape.rank()
+                ));
+            }
+            let (xd, yd) = (x.shape.nhwc(), site.output_typed(DType::I8)?.shape.nhwc());
+            for a in 0..rank {
+                // The first and last source index along `a`, in i128 so that
+                // no product of a file's numbers overflows.
+                let last = start[a] as i128 + (yd[a] as i128 - 1) * step[a] as i128;
+                if yd[a] > 0 && !(start[a] < xd[a] && (0..xd[a] as i128).contains(&last)) {
+                    return site.fail(format_args!(
+                        "axis {a}: {} elements from {} by step {} leave the input's 0..{}",
+                        yd[a], start[a], step[a], xd[a]
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Op::Reduce { .. } => {
+            let x = site.typed(0, DType::I8, false)?;
+            let rank = x.shape.rank();
+            let mut dims = x.shape.nhwc();
+            match rank.checked_sub(1) {
+                Some(last) if dims[last] > 0 => dims[last] = 1,
+                _ => return site.fail(format_args!("input {:?} has no last dimension to reduce", x.shape.dims())),
             }
             expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
         }

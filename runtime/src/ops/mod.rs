@@ -53,7 +53,7 @@ pub enum OpKind {
     /// No params.
     PRelu = 9,
     /// Table lookup: inputs `x` and table i8 [256], `y = table[x + 128]`.
-    /// Sigmoid, Tanh, HardSwish and HardSigmoid are built this way (see
+    /// Sigmoid, Tanh, HardSwish, HardSigmoid, Abs and Neg are built this way (see
     /// [`crate::quant::lut`]). Params: `[function]`, a code for display only.
     Lut = 10,
     /// Same bytes, new shape (same element count and quantization). No params.
@@ -85,11 +85,26 @@ pub enum OpKind {
     /// Elementwise difference `a - b` of two tensors, requantized,
     /// broadcasting as [`OpKind::Add`]. Params: [`Act`].
     Sub = 20,
+    /// Strided slice: `y[i] = x[start + i * step]` along every dimension
+    /// (a step may be negative), same quantization; `y`'s dimensions give
+    /// the count along each. Params: `start` then `step`, one word per
+    /// dimension each.
+    Slice = 21,
+    /// Elementwise maximum of two tensors, broadcasting as [`OpKind::Add`]:
+    /// each input is requantized to the output's quantization, then the
+    /// larger is taken and clamped. Params: [`Act`].
+    Max = 22,
+    /// Elementwise minimum, as [`OpKind::Max`]. Params: [`Act`].
+    Min = 23,
+    /// Mean or maximum over the last dimension, requantized: `y` has `x`'s
+    /// dimensions with the last one 1. Params: `[mode]`, 0 for the mean,
+    /// 1 for the maximum.
+    Reduce = 24,
 }
 
 impl OpKind {
     /// Every kind, for decoding and listings.
-    pub const ALL: [OpKind; 20] = [
+    pub const ALL: [OpKind; 24] = [
         OpKind::Conv2d,
         OpKind::FullyConnected,
         OpKind::Add,
@@ -110,6 +125,10 @@ impl OpKind {
         OpKind::Dequantize,
         OpKind::Clamp,
         OpKind::Sub,
+        OpKind::Slice,
+        OpKind::Max,
+        OpKind::Min,
+        OpKind::Reduce,
     ];
 
     /// The format minor version that introduced this kind: a file holds the
@@ -117,7 +136,7 @@ impl OpKind {
     /// none of the newer kinds still loads in older runtimes.
     pub fn since_minor(self) -> u16 {
         match self {
-            OpKind::Sub => 1,
+            OpKind::Sub | OpKind::Slice | OpKind::Max | OpKind::Min | OpKind::Reduce => 1,
             _ => 0,
         }
     }
@@ -131,7 +150,14 @@ impl OpKind {
     fn arity(self) -> (usize, usize) {
         match self {
             OpKind::Conv2d | OpKind::FullyConnected => (4, 1),
-            OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::PRelu | OpKind::Lut | OpKind::Softmax => (2, 0),
+            OpKind::Add
+            | OpKind::Sub
+            | OpKind::Mul
+            | OpKind::Max
+            | OpKind::Min
+            | OpKind::PRelu
+            | OpKind::Lut
+            | OpKind::Softmax => (2, 0),
             OpKind::Concat => (1, 254),
             _ => (1, 0),
         }
@@ -161,11 +187,15 @@ pub(crate) enum Op {
     Quantize,
     Dequantize,
     Clamp(Act),
+    Slice { start: [usize; 4], step: [isize; 4], axes: usize },
+    Max(Act),
+    Min(Act),
+    Reduce { max: bool },
 }
 
 impl Op {
     /// Decodes the parameters of an operator of `kind`; the number of
-    /// dimension-indexed parameters (`Transpose`, `Pad`) is checked later
+    /// dimension-indexed parameters (`Transpose`, `Pad`, `Slice`) is checked later
     /// against the tensors.
     pub(crate) fn decode(kind: OpKind, p: &[i32], index: usize) -> Result<Op, Error> {
         let expect = |n: usize| -> Result<(), Error> {
@@ -186,7 +216,13 @@ impl Op {
                 expect(Conv2d::WORDS)?;
                 Op::Conv2d(Conv2d::from_words(p, index)?)
             }
-            OpKind::FullyConnected | OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Clamp => {
+            OpKind::FullyConnected
+            | OpKind::Add
+            | OpKind::Sub
+            | OpKind::Mul
+            | OpKind::Max
+            | OpKind::Min
+            | OpKind::Clamp => {
                 expect(Act::WORDS)?;
                 let act = Act::from_words(p, index)?;
                 match kind {
@@ -194,6 +230,8 @@ impl Op {
                     OpKind::Add => Op::Add(act),
                     OpKind::Sub => Op::Sub(act),
                     OpKind::Mul => Op::Mul(act),
+                    OpKind::Max => Op::Max(act),
+                    OpKind::Min => Op::Min(act),
                     _ => Op::Clamp(act),
                 }
             }
@@ -233,6 +271,28 @@ impl Op {
                 };
                 let (before, after) = pads.split_at(pads.len() / 2);
                 Op::Pad { before: dims(before)?, after: dims(after)?, axes: before.len(), value }
+            }
+            OpKind::Slice => {
+                if p.len() > 8 || !p.len().is_multiple_of(2) {
+                    malformed!("operator {index} (Slice) has {} parameters, 2 per dimension expected", p.len());
+                }
+                let (starts, steps) = p.split_at(p.len() / 2);
+                let mut step = [1; 4];
+                for (s, &v) in step.iter_mut().zip(steps) {
+                    if v == 0 {
+                        malformed!("operator {index} (Slice): a step is 0");
+                    }
+                    *s = v as isize;
+                }
+                Op::Slice { start: dims(starts)?, step, axes: starts.len() }
+            }
+            OpKind::Reduce => {
+                expect(1)?;
+                match p[0] {
+                    0 => Op::Reduce { max: false },
+                    1 => Op::Reduce { max: true },
+                    v => malformed!("operator {index} (Reduce): mode {v}, 0 (mean) or 1 (max) expected"),
+                }
             }
             OpKind::Resize => {
                 expect(Resize::WORDS)?;

@@ -1,4 +1,4 @@
-//! Elementwise kernels: add and mul with broadcasting, prelu, lut, clamp,
+//! Elementwise kernels: add, mul, max and min with broadcasting, prelu, lut, clamp,
 //! requantize, quantize_f32 and dequantize.
 
 use kiln_runtime::kernels::{scalar, QIn, QOut};
@@ -61,11 +61,20 @@ fn broadcast_index(idx: &[usize], dims: &[usize]) -> usize {
     dims.iter().zip(&idx[skip..]).fold(0, |at, (&d, &i)| at * d + if d == 1 { 0 } else { i })
 }
 
-/// Add (`mul` false) or Mul of two broadcast inputs.
-fn run_binary(c: &Broadcast, mul: bool) -> Result<Stats, TestCaseError> {
+/// The binary kernels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Binary {
+    Add,
+    Mul,
+    Max,
+    Min,
+}
+
+/// `op` of two broadcast inputs.
+fn run_binary(c: &Broadcast, op: Binary) -> Result<Stats, TestCaseError> {
     let mut rng = Rng(c.seed);
     // Sums and products mostly within a few units, so that a Relu6 matters.
-    let range = if mul { 3.0 } else { 10.0 };
+    let range = if op == Binary::Mul { 3.0 } else { 10.0 };
     let (aq, bq) = (random_quant(&mut rng, range), random_quant(&mut rng, range));
     let a = rng.i8s(c.a.iter().product());
     let b = rng.i8s(c.b.iter().product());
@@ -75,10 +84,11 @@ fn run_binary(c: &Broadcast, mul: bool) -> Result<Stats, TestCaseError> {
         .map(|i| {
             let idx = unravel(i, &c.y);
             let (u, v) = (ar[broadcast_index(&idx, &c.a)], br[broadcast_index(&idx, &c.b)]);
-            if mul {
-                u * v
-            } else {
-                u + v
+            match op {
+                Binary::Add => u + v,
+                Binary::Mul => u * v,
+                Binary::Max => u.max(v),
+                Binary::Min => u.min(v),
             }
         })
         .collect();
@@ -88,24 +98,33 @@ fn run_binary(c: &Broadcast, mul: bool) -> Result<Stats, TestCaseError> {
     let (a_in, b_in) =
         (QIn { data: &a, shape: shape(&c.a), quant: aq }, QIn { data: &b, shape: shape(&c.b), quant: bq });
     let y_out = QOut { data: &mut y, shape: shape(&c.y), quant: yq };
-    if mul {
-        scalar::mul(a_in, b_in, act, y_out);
-    } else {
-        scalar::add(a_in, b_in, act, y_out);
-    }
-    let name = if mul { "mul" } else { "add" };
-    let case = || format!("{name}: a {:?} {aq:?}, b {:?} {bq:?}, y {:?}", c.a, c.b, c.y);
+    let kernel = match op {
+        Binary::Add => scalar::add,
+        Binary::Mul => scalar::mul,
+        Binary::Max => scalar::max,
+        Binary::Min => scalar::min,
+    };
+    kernel(a_in, b_in, act, y_out);
+    let case = || format!("{op:?}: a {:?} {aq:?}, b {:?} {bq:?}, y {:?}", c.a, c.b, c.y);
     check_act(&case, &y, &want, &c.y, yq, c.act)
 }
 
 #[test]
 fn add_matches_f64() {
-    run("add", 1024, 0.05, broadcast(), |c| run_binary(c, false));
+    run("add", 1024, 0.05, broadcast(), |c| run_binary(c, Binary::Add));
 }
 
 #[test]
 fn mul_matches_f64() {
-    run("mul", 1024, 0.05, broadcast(), |c| run_binary(c, true));
+    run("mul", 1024, 0.05, broadcast(), |c| run_binary(c, Binary::Mul));
+}
+
+#[test]
+fn max_and_min_match_f64() {
+    // The extremes of two inputs crowd at the ends of the output's range
+    // more than sums do, so a calibration that clips clips more of them.
+    run("max", 1024, 0.1, broadcast(), |c| run_binary(c, Binary::Max));
+    run("min", 1024, 0.1, broadcast(), |c| run_binary(c, Binary::Min));
 }
 
 /// A random tensor shape of rank 1 to 4.

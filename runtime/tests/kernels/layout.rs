@@ -1,5 +1,5 @@
 //! Kernels that place elements: concat_part (which also requantizes),
-//! transpose and pad.
+//! transpose, pad and slice.
 
 use kiln_runtime::kernels::{scalar, QIn, QOut};
 use proptest::prelude::*;
@@ -195,5 +195,50 @@ fn pad_matches_f64() {
             &y_dims,
             q,
         )
+    });
+}
+
+#[test]
+fn slice_matches_f64() {
+    // Per axis: input size, first index, step (negative walks backwards) and
+    // a count that the input holds.
+    let axis = (2..=8usize, 0..4usize, prop_oneof![1..=2isize, -2..=-1isize], 2..=8usize);
+    run("slice", 512, 0.02, (proptest::collection::vec(axis, 1..=4), any::<u64>()), |(axes, seed)| {
+        let mut rng = Rng(*seed);
+        let q = quant(0.05, rng.int(-64, 64));
+        let dims: Vec<usize> = axes.iter().map(|a| a.0).collect();
+        // Backward steps start near the end.
+        let start: Vec<usize> = axes.iter().map(|&(d, s, k, _)| if k < 0 { d - 1 - s % d } else { s % d }).collect();
+        let step: Vec<isize> = axes.iter().map(|a| a.2).collect();
+        // As many elements as fit from `start` by `step`, at most the count.
+        let y_dims: Vec<usize> = axes
+            .iter()
+            .zip(&start)
+            .map(|(&(d, _, k, n), &s)| {
+                let room = if k > 0 { (d - 1 - s) / k as usize } else { s / k.unsigned_abs() };
+                n.min(room + 1)
+            })
+            .collect();
+        let x = rng.i8s(dims.iter().product());
+        let want: Vec<f64> = (0..y_dims.iter().product())
+            .map(|i| {
+                let idx = unravel(i, &y_dims);
+                let j: Vec<usize> = idx
+                    .iter()
+                    .zip(&start)
+                    .zip(&step)
+                    .map(|((&i, &s), &k)| (s as isize + i as isize * k) as usize)
+                    .collect();
+                real(x[ravel(&j, &dims)], q)
+            })
+            .collect();
+        let mut y = vec![0i8; want.len()];
+        scalar::slice(
+            QIn { data: &x, shape: shape(&dims), quant: q },
+            &start,
+            &step,
+            QOut { data: &mut y, shape: shape(&y_dims), quant: q },
+        );
+        check_exact(&|| format!("slice of {dims:?} from {start:?} by {step:?} to {y_dims:?}"), &y, &want, &y_dims, q)
     });
 }

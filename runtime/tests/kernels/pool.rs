@@ -1,5 +1,6 @@
-//! Pooling: max_pool, avg_pool (count_include_pad both ways) and
-//! global_avg_pool, against ONNX's definitions.
+//! Pooling: max_pool, avg_pool (count_include_pad both ways),
+//! global_avg_pool and reduce (mean and max over the last axis), against
+//! ONNX's definitions.
 
 use kiln_runtime::kernels::{scalar, QIn, QOut};
 use kiln_runtime::ops::Pool;
@@ -137,5 +138,38 @@ fn global_avg_pool_matches_f64() {
             QOut { data: &mut y, shape: shape(&dims), quant: yq },
         );
         check(&|| format!("global_avg_pool: x [{n}, {h}, {w}, {c}] {xq:?}"), &y, &want, &dims, yq)
+    });
+}
+
+#[test]
+fn reduce_matches_f64() {
+    let case = (proptest::collection::vec(1..=6usize, 1..=4), any::<bool>(), 0.9..1.2f64, any::<u64>());
+    run("reduce", 1024, 0.1, case, |(dims, max, stretch, seed)| {
+        let mut rng = Rng(*seed);
+        let xq = quant(rng.uniform(0.01, 0.1), rng.int(-64, 64));
+        let x = rng.i8s(dims.iter().product());
+        let n = *dims.last().unwrap();
+        // ONNX ReduceMean / ReduceMax over the last axis, keeping it as 1.
+        let want: Vec<f64> =
+            reals(&x, xq)
+                .chunks(n)
+                .map(|row| {
+                    if *max {
+                        row.iter().copied().fold(f64::MIN, f64::max)
+                    } else {
+                        row.iter().sum::<f64>() / n as f64
+                    }
+                })
+                .collect();
+        let yq = calibrate(&want, *stretch);
+        let mut y_dims = dims.clone();
+        *y_dims.last_mut().unwrap() = 1;
+        let mut y = vec![0i8; want.len()];
+        scalar::reduce(
+            *max,
+            QIn { data: &x, shape: shape(dims), quant: xq },
+            QOut { data: &mut y, shape: shape(&y_dims), quant: yq },
+        );
+        check(&|| format!("reduce (max {max}): x {dims:?} {xq:?}"), &y, &want, &y_dims, yq)
     });
 }

@@ -105,11 +105,15 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::Clamp { lo, hi } => x.iter().map(|v| v.max(*lo).min(*hi)).collect(),
         Op::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
         Op::Tanh => x.iter().map(|v| v.tanh()).collect(),
+        Op::Abs => x.iter().map(|v| v.abs()).collect(),
+        Op::Neg => x.iter().map(|v| -v).collect(),
         Op::HardSwish => x.iter().map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0).collect(),
         Op::HardSigmoid { alpha, beta } => x.iter().map(|v| (alpha * v + beta).clamp(0.0, 1.0)).collect(),
         Op::Add => broadcast(inputs, out_shape, |a, b| a + b),
         Op::Sub => broadcast(inputs, out_shape, |a, b| a - b),
         Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
+        Op::Max => broadcast(inputs, out_shape, f32::max),
+        Op::Min => broadcast(inputs, out_shape, f32::min),
         Op::Concat { axis } => concat(inputs, *axis),
         Op::MaxPool(_) | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Resize { .. } => {
             spatial::pool_or_resize(op, x, shape, out_shape)
@@ -118,6 +122,11 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::Transpose { perm } => super::layout::transpose(x, shape, perm),
         Op::Pad { pads, value } => pad(x, shape, pads, *value, out_shape),
         Op::Softmax { axis } => softmax(x, shape, *axis),
+        Op::Slice { start, step, .. } => slice(x, shape, start, step, out_shape),
+        Op::Reduce { max: true } => {
+            x.chunks(channels).map(|row| row.iter().copied().fold(f32::MIN, f32::max)).collect()
+        }
+        Op::Reduce { max: false } => x.chunks(channels).map(|row| row.iter().sum::<f32>() / channels as f32).collect(),
     }
 }
 
@@ -163,6 +172,18 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// Steps the multi-index `index` over `dims` to the next element in
+/// row-major order (back to all zeros after the last).
+fn advance(index: &mut [usize], dims: &[usize]) {
+    for a in (0..dims.len()).rev() {
+        index[a] += 1;
+        if index[a] < dims[a] {
+            break;
+        }
+        index[a] = 0;
+    }
+}
+
 fn broadcast(inputs: &[Input], out: &[usize], f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
     let ((a, sa), (b, sb)) = (inputs[0], inputs[1]);
     if sa == sb {
@@ -176,13 +197,7 @@ fn broadcast(inputs: &[Input], out: &[usize], f: impl Fn(f32, f32) -> f32) -> Ve
         let ia: usize = index.iter().zip(&ta).map(|(i, s)| i * s).sum();
         let ib: usize = index.iter().zip(&tb).map(|(i, s)| i * s).sum();
         result.push(f(a[ia], b[ib]));
-        for ax in (0..out.len()).rev() {
-            index[ax] += 1;
-            if index[ax] < out[ax] {
-                break;
-            }
-            index[ax] = 0;
-        }
+        advance(&mut index, out);
     }
     result
 }
@@ -209,13 +224,22 @@ fn pad(x: &[f32], shape: &[usize], pads: &[(usize, usize)], value: f32, out: &[u
             flat = flat * out[a] + index[a] + pads[a].0;
         }
         result[flat] = v;
-        for a in (0..shape.len()).rev() {
-            index[a] += 1;
-            if index[a] < shape[a] {
-                break;
-            }
-            index[a] = 0;
+        advance(&mut index, shape);
+    }
+    result
+}
+
+fn slice(x: &[f32], shape: &[usize], start: &[usize], step: &[i64], out: &[usize]) -> Vec<f32> {
+    let total: usize = out.iter().product();
+    let mut index = vec![0; out.len()];
+    let mut result = Vec::with_capacity(total);
+    for _ in 0..total {
+        let mut flat = 0;
+        for a in 0..shape.len() {
+            flat = flat * shape[a] + (start[a] as i64 + index[a] as i64 * step[a]) as usize;
         }
+        result.push(x[flat]);
+        advance(&mut index, out);
     }
     result
 }

@@ -75,6 +75,31 @@ pub fn mul(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
     });
 }
 
+/// Elementwise maximum: each input is first requantized to `y`'s
+/// quantization on its own, `qa = round((a - za) * (sa / sy)) + zy` and
+/// likewise `qb` (each saturated to int8 as by [`requantize`]); then
+/// `y = clamp(max(qa, qb), act)`. Requantization is monotonic, so this is
+/// the maximum of the real values, rounded once.
+pub fn max(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
+    select(a, b, act, y, core::cmp::max);
+}
+
+/// Elementwise minimum, in the order of [`max`].
+pub fn min(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>) {
+    select(a, b, act, y, core::cmp::min);
+}
+
+/// Requantizes `a` and `b` to `y`'s quantization, then `y = clamp(pick(qa, qb))`.
+fn select(a: QIn<'_>, b: QIn<'_>, act: Act, y: QOut<'_>, pick: fn(i32, i32) -> i32) {
+    let (ma, mb) = (rescale(a.quant, y.quant), rescale(b.quant, y.quant));
+    let (za, zb, zy) = (a.quant.zero_point, b.quant.zero_point, y.quant.zero_point);
+    let to_y = |v: i8, z: i32, m: f32| i32::from(quantize_output((i32::from(v) - z) as f32 * m, zy, -128, 127));
+    broadcast(a.shape, b.shape, y.shape, |o, i, j| {
+        let v = pick(to_y(a.data[i], za, ma), to_y(b.data[j], zb, mb));
+        y.data[o] = v.clamp(act.min, act.max) as i8;
+    });
+}
+
 /// `t = (x - zx) * (sx / sy)`, then `t * alpha[c]` where `x - zx < 0`, then
 /// the output stage; `c` is the index in the last dimension.
 pub fn prelu(x: QIn<'_>, alpha: &[f32], y: QOut<'_>) {

@@ -50,3 +50,30 @@ pub fn pad(x: QIn<'_>, before: &[usize], value: i8, y: QOut<'_>) {
         }
     }
 }
+
+/// Strided slice: `y[i0, i1, i2, i3] = x[start[0] + i0 * step[0], ...]`
+/// (dimensions past the rank have start 0 and step 1). The model checked
+/// that every source index lies inside `x`.
+pub fn slice(x: QIn<'_>, start: &[usize], step: &[isize], y: QOut<'_>) {
+    let xd = x.shape.nhwc();
+    // Offset of the first element and signed stride in x of each output
+    // dimension.
+    let (mut base, mut s, mut stride) = (0isize, [0isize; 4], 1isize);
+    for a in (0..4).rev() {
+        base += start.get(a).map_or(0, |&v| v as isize) * stride;
+        s[a] = step.get(a).copied().unwrap_or(1) * stride;
+        stride *= xd[a] as isize;
+    }
+    let yd = y.shape.nhwc();
+    let mut out = 0;
+    for i0 in 0..yd[0] as isize {
+        for i1 in 0..yd[1] as isize {
+            for i2 in 0..yd[2] as isize {
+                for i3 in 0..yd[3] as isize {
+                    y.data[out] = x.data[(base + i0 * s[0] + i1 * s[1] + i2 * s[2] + i3 * s[3]) as usize];
+                    out += 1;
+                }
+            }
+        }
+    }
+}

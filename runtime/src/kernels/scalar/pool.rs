@@ -83,3 +83,23 @@ pub fn global_avg_pool(x: QIn<'_>, y: QOut<'_>) {
         }
     }
 }
+
+/// Mean or maximum over the last dimension (`n` values per row). Mean:
+/// `acc = Σ (x - zx)` (wrapping i32, as in [`global_avg_pool`]), then
+/// `acc * ((sx / sy) / n)` and the output stage. Maximum: `m = max(x)`, then
+/// `(m - zx) * (sx / sy)` and the output stage.
+pub fn reduce(max: bool, x: QIn<'_>, y: QOut<'_>) {
+    let n = x.shape.dims().last().copied().unwrap_or(1);
+    let m = rescale(x.quant, y.quant);
+    let zx = x.quant.zero_point;
+    for (row, out) in x.data.chunks_exact(n).zip(y.data.iter_mut()) {
+        let t = if max {
+            let top = row.iter().copied().max().unwrap_or(i8::MIN);
+            (i32::from(top) - zx) as f32 * m
+        } else {
+            let acc = row.iter().fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v) - zx));
+            acc as f32 * (m / n as f32)
+        };
+        *out = quantize_output(t, y.quant.zero_point, -128, 127);
+    }
+}
