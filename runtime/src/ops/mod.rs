@@ -85,11 +85,18 @@ pub enum OpKind {
     /// Elementwise difference `a - b` of two tensors, requantized,
     /// broadcasting as [`OpKind::Add`]. Params: [`Act`].
     Sub = 20,
+    /// Zero insertion, the first half of a transposed convolution (which
+    /// the converter emits as this followed by an ordinary
+    /// [`OpKind::Conv2d`] with the kernel flipped): `x` [N,H,W,C] to `y`
+    /// [N,(H-1)*sh+1,(W-1)*sw+1,C] with `y[n, i*sh, j*sw, c] = x[n, i, j, c]`
+    /// and every other cell the zero point (real zero); same quantization.
+    /// A pure data move. Params: `[sh, sw]`, each at least 1.
+    ZeroInsert = 30,
 }
 
 impl OpKind {
     /// Every kind, for decoding and listings.
-    pub const ALL: [OpKind; 20] = [
+    pub const ALL: [OpKind; 21] = [
         OpKind::Conv2d,
         OpKind::FullyConnected,
         OpKind::Add,
@@ -110,6 +117,7 @@ impl OpKind {
         OpKind::Dequantize,
         OpKind::Clamp,
         OpKind::Sub,
+        OpKind::ZeroInsert,
     ];
 
     /// The format minor version that introduced this kind: a file holds the
@@ -117,7 +125,7 @@ impl OpKind {
     /// none of the newer kinds still loads in older runtimes.
     pub fn since_minor(self) -> u16 {
         match self {
-            OpKind::Sub => 1,
+            OpKind::Sub | OpKind::ZeroInsert => 1,
             _ => 0,
         }
     }
@@ -161,6 +169,7 @@ pub(crate) enum Op {
     Quantize,
     Dequantize,
     Clamp(Act),
+    ZeroInsert { stride: [usize; 2] },
 }
 
 impl Op {
@@ -233,6 +242,11 @@ impl Op {
                 };
                 let (before, after) = pads.split_at(pads.len() / 2);
                 Op::Pad { before: dims(before)?, after: dims(after)?, axes: before.len(), value }
+            }
+            OpKind::ZeroInsert => {
+                expect(2)?;
+                let stride = [params::positive(p[0], "stride", index)?, params::positive(p[1], "stride", index)?];
+                Op::ZeroInsert { stride }
             }
             OpKind::Resize => {
                 expect(Resize::WORDS)?;
