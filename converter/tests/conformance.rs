@@ -17,7 +17,9 @@ use tract_onnx::pb;
 /// outside kiln's scope: 1-D/3-D and dilated pooling, integer types,
 /// training mode, a constant operand that is not per channel (Add/Concat of
 /// a full tensor, a Gemm bias matrix), ceil_mode with count_include_pad,
-/// cubic, antialiased and cropping Resize, non-constant Pad modes.
+/// cubic, antialiased and cropping Resize, non-constant Pad modes,
+/// ConvTranspose in 1-D (`test_convtranspose_1d`) and 3-D
+/// (`test_convtranspose_3d`): IR activations are NHWC images.
 const CASES: &[&str] = &[
     "test_basic_conv_with_padding",
     "test_basic_conv_without_padding",
@@ -25,6 +27,15 @@ const CASES: &[&str] = &[
     "test_conv_with_strides_and_asymmetric_padding",
     "test_conv_with_strides_no_padding",
     "test_conv_with_strides_padding",
+    "test_convtranspose",
+    "test_convtranspose_autopad_same",
+    "test_convtranspose_dilations",
+    "test_convtranspose_group_2",
+    "test_convtranspose_group_2_image_3",
+    "test_convtranspose_kernel_shape",
+    "test_convtranspose_output_shape",
+    "test_convtranspose_pad",
+    "test_convtranspose_pads",
     "test_gemm_all_attributes",
     "test_gemm_alpha",
     "test_gemm_beta",

@@ -154,6 +154,7 @@ impl Spaces {
             | Op::AvgPool { .. }
             | Op::GlobalAvgPool
             | Op::Resize { .. }
+            | Op::ZeroInsert { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul => {

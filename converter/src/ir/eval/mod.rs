@@ -118,6 +118,7 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::Transpose { perm } => super::layout::transpose(x, shape, perm),
         Op::Pad { pads, value } => pad(x, shape, pads, *value, out_shape),
         Op::Softmax { axis } => softmax(x, shape, *axis),
+        Op::ZeroInsert { stride } => zero_insert(x, shape, *stride, out_shape),
     }
 }
 
@@ -216,6 +217,17 @@ fn pad(x: &[f32], shape: &[usize], pads: &[(usize, usize)], value: f32, out: &[u
             }
             index[a] = 0;
         }
+    }
+    result
+}
+
+fn zero_insert(x: &[f32], shape: &[usize], stride: [usize; 2], out: &[usize]) -> Vec<f32> {
+    let (h, w, c) = (shape[1], shape[2], shape[3]);
+    let mut result = vec![0.0; out.iter().product()];
+    for (p, pixel) in x.chunks(c).enumerate() {
+        let (n, i, j) = (p / (h * w), p / w % h, p % w);
+        let at = ((n * out[1] + i * stride[0]) * out[2] + j * stride[1]) * c;
+        result[at..at + c].copy_from_slice(pixel);
     }
     result
 }
