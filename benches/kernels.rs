@@ -2,6 +2,9 @@
 //! supports: 1x1 convolutions (the GEMM behind 94% of SFace's
 //! multiply-accumulates), depthwise 3x3 at stride 1 and 2, and Add. Each
 //! case is a one-operator model run by a `Session`, as in a real model.
+//! Besides, PP-OCRv4's 2x2 stride-2 ConvTranspose upsampling as kiln runs
+//! it (ZeroInsert, then a 2x2 convolution padded by 1), against a direct
+//! scalar transposed convolution written here for the comparison.
 //!
 //! Besides criterion's timings, prints GMAC/s (best of a few runs) and, for
 //! the GEMM, the share of the `vpdpbusd` peak, measured here by a loop of
@@ -12,6 +15,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kiln_runtime::format::{AlignedBytes, ModelWriter};
+use kiln_runtime::kernels::Requant;
 use kiln_runtime::ops::{Act, Conv2d};
 use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
 
@@ -46,6 +50,87 @@ fn conv_model(h: usize, w: usize, c: usize, o: usize, k: usize, stride: usize, g
     m.inputs(&[x]);
     m.outputs(&[y]);
     (m.finish().unwrap(), (oh * ow * o * k * k * cg) as u64)
+}
+
+/// Int8 constants of a 2x2 stride-2 transposed convolution from `c` to `o`
+/// channels: weights `[o, 2, 2, c]`, bias, multiplier.
+fn upsample_constants(c: usize, o: usize) -> (Vec<i8>, Vec<i32>, Vec<f32>) {
+    (bytes(o * 4 * c, 2), vec![100; o], vec![1.0 / (64.0 * c as f32).sqrt(); o])
+}
+
+/// ConvTranspose 2x2 stride 2 as kiln converts it: [1, h, w, c] spread by
+/// ZeroInsert to [1, 2h-1, 2w-1, c], then a 2x2 convolution padded by 1 to
+/// [1, 2h, 2w, o]. Counts the useful multiply-accumulates, `h w 4 c o` (the
+/// convolution does four times as many, three of them on inserted zeros).
+fn upsample_model(h: usize, w: usize, c: usize, o: usize) -> (Vec<u8>, u64) {
+    let mut m = ModelWriter::new();
+    let q = |zero_point| Quant { scale: 0.05, zero_point };
+    let x = m.activation("x", DType::I8, &[1, h, w, c], q(-3));
+    let spread = m.activation("spread", DType::I8, &[1, 2 * h - 1, 2 * w - 1, c], q(-3));
+    m.op(OpKind::ZeroInsert, &[x], &[spread], &[2, 2]);
+    let (weights, bias, mult) = upsample_constants(c, o);
+    let wt = m.conv_weights("w", [o, 2, 2, c], 1, 0.01, &weights);
+    let (b, mult) = (m.constant_i32("b", &bias), m.constant_f32("m", &mult));
+    let y = m.activation("y", DType::I8, &[1, 2 * h, 2 * w, o], q(5));
+    let p = Conv2d { stride: [1, 1], dilation: [1, 1], pad: [1; 4], groups: 1, act: Act::NONE };
+    m.op(OpKind::Conv2d, &[spread, wt, b, mult], &[y], &p.words());
+    m.inputs(&[x]);
+    m.outputs(&[y]);
+    (m.finish().unwrap(), (h * w * 4 * c * o) as u64)
+}
+
+/// A direct scalar int8 transposed convolution, 2x2 at stride 2 (the
+/// windows do not overlap, so every output is one tap of one input pixel):
+/// `y[2i + ky, 2j + kx, oc] = requant(bias[oc] + Σ (x[i, j, ·] - zx) w[oc, ky, kx, ·])`.
+/// The alternative to zero insertion that the benchmark weighs.
+fn direct_upsample(
+    x: &[i8],
+    [h, w, c]: [usize; 3],
+    zx: i32,
+    weights: &[i8],
+    bias: &[i32],
+    rq: &Requant<'_>,
+    y: &mut [i8],
+) {
+    let o = bias.len();
+    for i in 0..h {
+        for j in 0..w {
+            let pixel = &x[(i * w + j) * c..][..c];
+            for tap in 0..4 {
+                let (ky, kx) = (tap / 2, tap % 2);
+                let out = &mut y[((2 * i + ky) * 2 * w + 2 * j + kx) * o..][..o];
+                for (oc, v) in out.iter_mut().enumerate() {
+                    let filter = &weights[(oc * 4 + tap) * c..][..c];
+                    let dot: i32 = pixel.iter().zip(filter).map(|(&a, &b)| (i32::from(a) - zx) * i32::from(b)).sum();
+                    *v = rq.apply(bias[oc] + dot, oc);
+                }
+            }
+        }
+    }
+}
+
+/// Times [`direct_upsample`] on the shapes of [`upsample_model`].
+fn direct_case(c: &mut Criterion, name: &str, [h, w, ch, o]: [usize; 4]) {
+    if std::env::var("KILN_BENCH").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let (weights, bias, mult) = upsample_constants(ch, o);
+    let rq = Requant { multiplier: &mult, negative: &mult, zero_point: 5, act: Act::NONE };
+    let x = bytes(h * w * ch, 3);
+    let mut y = vec![0i8; 4 * h * w * o];
+    let mut run = || direct_upsample(&x, [h, w, ch], -3, &weights, &bias, &rq, &mut y);
+    let best = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..20 {
+                run();
+            }
+            t.elapsed().as_secs_f64() / 20.0
+        })
+        .fold(f64::INFINITY, f64::min);
+    let gmacs = (h * w * 4 * ch * o) as f64 / best / 1e9;
+    println!("{name:<28} {:<11} {:<28} {gmacs:7.1} GMAC/s", "direct", "direct_upsample (bench)");
+    c.bench_function(&format!("{name}/direct"), |b| b.iter(&mut run));
 }
 
 fn add_model(h: usize, w: usize, c: usize) -> (Vec<u8>, u64) {
@@ -157,6 +242,14 @@ fn kernels(c: &mut Criterion) {
     case(c, "dwconv3x3 56x56x64 s2", conv_model(56, 56, 64, 64, 3, 2, 64), DWCONV, None);
     case(c, "conv3x3 112x112x3 -> 64 s2", conv_model(112, 112, 3, 64, 3, 2, 1), GEMM, peak);
     case(c, "conv3x3 28x28x64 -> 64", conv_model(28, 28, 64, 64, 3, 1, 1), GEMM, peak);
+    // PP-OCRv4's DBNet head upsamples 2x twice with ConvTranspose 2x2
+    // stride 2 (24 channels at 1/4 of a 640x640 input, and 96 channels
+    // as a wider case); GMAC/s count useful multiply-accumulates.
+    for (hw, ch) in [(80, 24), (160, 24), (80, 96)] {
+        let name = format!("convtranspose2x2 {hw}x{hw}x{ch}");
+        case(c, &name, upsample_model(hw, hw, ch, ch), GEMM, None);
+        direct_case(c, &name, [hw, hw, ch, ch]);
+    }
     // Add moves bytes: its "GMAC/s" are G elements/s.
     case(c, "add 56x56x64", add_model(56, 56, 64), ADD, None);
 }

@@ -289,6 +289,10 @@ impl<'g> Emitter<'g> {
                 words.push(quantize_value(*value, xq));
                 self.op(OpKind::Pad, &[x], &[x], y, &words);
             }
+            Op::ZeroInsert { stride } => {
+                let y = self.declare(out, xq);
+                self.op(OpKind::ZeroInsert, &[x], &[x], y, &[stride[0] as i32, stride[1] as i32]);
+            }
             Op::Resize { scales, linear, coordinate_mode, nearest_mode, .. } => {
                 let p = kops::Resize {
                     mode: if *linear { ResizeMode::Bilinear } else { ResizeMode::Nearest(nearest(nearest_mode)?) },

@@ -21,7 +21,9 @@ use tract_onnx::pb;
 /// slices and splits (kiln has no empty tensors), Max/Min of more than one
 /// input (the harness makes every input but the first a constant, and a
 /// non-scalar constant has no int8 form there), reductions of bools or of
-/// an empty axis, SplitToSequence.
+/// an empty axis, SplitToSequence, ConvTranspose in 1-D
+/// (`test_convtranspose_1d`) and 3-D (`test_convtranspose_3d`): IR
+/// activations are NHWC images.
 const CASES: &[&str] = &[
     "test_basic_conv_with_padding",
     "test_basic_conv_without_padding",
@@ -29,6 +31,15 @@ const CASES: &[&str] = &[
     "test_conv_with_strides_and_asymmetric_padding",
     "test_conv_with_strides_no_padding",
     "test_conv_with_strides_padding",
+    "test_convtranspose",
+    "test_convtranspose_autopad_same",
+    "test_convtranspose_dilations",
+    "test_convtranspose_group_2",
+    "test_convtranspose_group_2_image_3",
+    "test_convtranspose_kernel_shape",
+    "test_convtranspose_output_shape",
+    "test_convtranspose_pad",
+    "test_convtranspose_pads",
     "test_gemm_all_attributes",
     "test_gemm_alpha",
     "test_gemm_beta",

@@ -345,3 +345,52 @@ fn every_unsupported_node_is_named_before_calibration() {
     let err = format!("{:#}", kiln_converter::load_ir(&path).err().unwrap());
     assert!(err.contains("`norm` (LRN)") && err.contains("`pick` (Erf)") && err.contains("2 of its 4"), "{err}");
 }
+
+#[test]
+fn transposed_convolutions_upsample_in_int8() {
+    // PP-OCRv4's DBNet head: ConvTranspose 2x2 stride 2, BatchNorm, Relu;
+    // then a 3x3 stride-2 one with padding, output_padding and 2 groups.
+    let dir = scratch("convtranspose");
+    let (conv, mut init) = conv("x", "c");
+    init.push(floats("up_w", &[4, 6, 2, 2], &values(4 * 6 * 4, 12)));
+    init.push(floats("up_b", &[6], &[0.1, -0.1, 0.2, 0.0, -0.3, 0.05]));
+    init.push(floats("gamma", &[6], &[1.0, 0.5, 2.0, 1.5, 0.8, 1.2]));
+    init.push(floats("beta", &[6], &[0.1, 0.2, -0.1, 0.0, 0.3, -0.2]));
+    init.push(floats("mean", &[6], &[0.05, -0.1, 0.0, 0.2, 0.1, -0.05]));
+    init.push(floats("var", &[6], &[0.5, 1.0, 2.0, 0.8, 1.5, 0.9]));
+    init.push(floats("up2_w", &[6, 2, 3, 3], &values(6 * 2 * 9, 13)));
+    let two_by_two = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+    let three_by_three =
+        vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1]), ints("output_padding", &[1, 1]), int("group", 2)];
+    let nodes = vec![
+        conv,
+        node("ConvTranspose", "up", &["c", "up_w", "up_b"], &["u"], two_by_two),
+        node("BatchNormalization", "bn", &["u", "gamma", "beta", "mean", "var"], &["n"], vec![]),
+        node("Relu", "relu", &["n"], &["r"], vec![]),
+        node("ConvTranspose", "up2", &["r", "up2_w"], &["y"], three_by_three),
+    ];
+    let input = tensor_info("x", &[1, 3, 6, 6]);
+    let path = onnx::write(&dir, "convtranspose", 13, nodes, init, input, vec![tensor_info("y", &[1, 4, 24, 24])]);
+    let x = values(108, 14);
+    let (expected, got) = float_outputs(&path, None, &x);
+    assert_eq!(expected.len(), 4 * 24 * 24);
+    assert_close(&expected, &got, "ConvTranspose, BatchNorm, Relu, ConvTranspose");
+    let (_, ir) = kiln_converter::load_ir(&path).unwrap();
+    let ops: Vec<&str> = ir.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Conv2d", "ZeroInsert", "Conv2d", "ZeroInsert", "Conv2d"], "BatchNorm and Relu fold");
+    let cosines = int8_cosines(&path, None, &[x, values(108, 15), values(108, 16)]);
+    assert!(cosines.iter().all(|&c| c > 0.999), "int8 follows the float model: {cosines:?}");
+}
+
+#[test]
+fn a_transposed_convolution_that_crops_is_refused_by_name() {
+    let dir = scratch("convtranspose_crop");
+    let (conv, mut init) = conv("x", "c");
+    init.push(floats("up_w", &[4, 2, 2, 2], &values(32, 17)));
+    let pads = vec![ints("strides", &[2, 2]), ints("pads", &[2, 0, 0, 0])];
+    let nodes = vec![conv, node("ConvTranspose", "up", &["c", "up_w"], &["y"], pads)];
+    let input = tensor_info("x", &[1, 3, 6, 6]);
+    let path = onnx::write(&dir, "crop", 13, nodes, init, input, vec![tensor_info("y", &[1, 2, 10, 12])]);
+    let err = format!("{:#}", kiln_converter::load_ir(&path).err().unwrap());
+    assert!(err.contains("`up` (ConvTranspose)") && err.contains("does not crop"), "{err}");
+}

@@ -302,6 +302,7 @@ fn execute(model: &Model<'_>, kernels: &Kernels, node: &Node, arena: &mut [u8]) 
         Op::Reshape => y.data.copy_from_slice(x.data),
         Op::Transpose { perm, axes } => scalar::transpose(x, &perm[..axes], y),
         Op::Pad { before, axes, value, .. } => scalar::pad(x, &before[..axes], value, y),
+        Op::ZeroInsert { stride } => scalar::zero_insert(x, stride, y),
         Op::Resize(p) => scalar::resize(&p, x, y),
         Op::Softmax => scalar::softmax(x, ops.f32s(t(1)), y),
         Op::L2Norm => scalar::l2_norm(x, y),

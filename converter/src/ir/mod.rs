@@ -226,6 +226,15 @@ pub enum Op {
         /// Maximum (`true`) or mean.
         max: bool,
     },
+    /// Zero insertion of an NHWC tensor: input pixel `(i, j)` lands at
+    /// `(i * stride[0], j * stride[1])` of an `[n, (h-1)*sh+1, (w-1)*sw+1, c]`
+    /// output whose other cells are zero. Followed by a [`Op::Conv2d`] with
+    /// the kernel flipped, it is a transposed convolution (ONNX
+    /// ConvTranspose; see `lower::nn::conv_transpose`).
+    ZeroInsert {
+        /// `[sh, sw]`.
+        stride: [usize; 2],
+    },
 }
 
 impl Op {
@@ -260,6 +269,7 @@ impl Op {
             Op::Slice { .. } => "Slice",
             Op::Reduce { max: false } => "ReduceMean",
             Op::Reduce { max: true } => "ReduceMax",
+            Op::ZeroInsert { .. } => "ZeroInsert",
         }
     }
 
@@ -280,9 +290,10 @@ impl Op {
         }
     }
 
-    /// Whether the op only moves values (so its output range is its input's).
+    /// Whether the op only moves values (so its output range is its
+    /// input's; zero insertion adds zeros, which every range covers).
     pub fn moves_data_only(&self) -> bool {
-        matches!(self, Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. })
+        matches!(self, Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::ZeroInsert { .. })
     }
 }
 

@@ -112,6 +112,11 @@ pub fn output_shape(op: &Op, shapes: &[&[usize]]) -> Result<Vec<usize>> {
             let [n, _, _, c] = nhwc(first)?;
             vec![n, size[0], size[1], c]
         }
+        Op::ZeroInsert { stride } => {
+            let [n, h, w, c] = nhwc(first)?;
+            ensure!(h > 0 && w > 0 && stride.iter().all(|&s| s > 0), "zero insertion of {h}x{w} at stride {stride:?}");
+            vec![n, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1, c]
+        }
     })
 }
 

@@ -205,6 +205,7 @@ impl Lowering {
         }
         match op {
             "Conv" => nn::conv(self, node),
+            "ConvTranspose" => nn::conv_transpose(self, node),
             "Gemm" => nn::gemm(self, node),
             "MatMul" => nn::matmul(self, node),
             "BatchNormalization" => nn::batch_norm(self, node),

@@ -156,6 +156,7 @@ impl Spaces {
             | Op::AvgPool { .. }
             | Op::GlobalAvgPool
             | Op::Resize { .. }
+            | Op::ZeroInsert { .. }
             | Op::Add
             | Op::Sub
             | Op::Mul

@@ -19,7 +19,7 @@
 //!              for the kernels, see [`pack`]; 1.x stored them as plain OHWI.)
 //! 10      2    minor version: 0 or 1, the lowest that covers the file's
 //!              operators ([`crate::OpKind::since_minor`]; 1 added `Sub`,
-//!              `Slice`, `Max`, `Min` and `Reduce`). A
+//!              `Slice`, `Max`, `Min`, `Reduce` and `ZeroInsert`). A
 //!              reader accepts minor versions up to its own: a new minor
 //!              version only adds operator kinds or dtypes.
 //! 12      4    flags: 0 (no flags are defined; a set bit is an error)

@@ -318,6 +318,16 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             }
             expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
         }
+        Op::ZeroInsert { stride } => {
+            let x = site.typed(0, DType::I8, false)?;
+            site.same_quant(x, y)?;
+            let [n, h, w, c] = site.dims(x, 4, "input")?;
+            let spread = |size: usize, s: usize| size.checked_sub(1)?.checked_mul(s)?.checked_add(1);
+            let (Some(oh), Some(ow)) = (spread(h, stride[0]), spread(w, stride[1])) else {
+                return site.fail(format_args!("{h}x{w} input at stride {stride:?}: empty, or the output overflows"));
+            };
+            expect_dims(site, site.output_typed(DType::I8)?, [n, oh, ow, c], 4)
+        }
         Op::Resize(_) => {
             let [n, _, _, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
             let [yn, _, _, yc] = site.dims(site.output_typed(DType::I8)?, 4, "output")?;

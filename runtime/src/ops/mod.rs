@@ -100,11 +100,18 @@ pub enum OpKind {
     /// dimensions with the last one 1. Params: `[mode]`, 0 for the mean,
     /// 1 for the maximum.
     Reduce = 24,
+    /// Zero insertion, the first half of a transposed convolution (which
+    /// the converter emits as this followed by an ordinary
+    /// [`OpKind::Conv2d`] with the kernel flipped): `x` [N,H,W,C] to `y`
+    /// [N,(H-1)*sh+1,(W-1)*sw+1,C] with `y[n, i*sh, j*sw, c] = x[n, i, j, c]`
+    /// and every other cell the zero point (real zero); same quantization.
+    /// A pure data move. Params: `[sh, sw]`, each at least 1.
+    ZeroInsert = 30,
 }
 
 impl OpKind {
     /// Every kind, for decoding and listings.
-    pub const ALL: [OpKind; 24] = [
+    pub const ALL: [OpKind; 25] = [
         OpKind::Conv2d,
         OpKind::FullyConnected,
         OpKind::Add,
@@ -129,6 +136,7 @@ impl OpKind {
         OpKind::Max,
         OpKind::Min,
         OpKind::Reduce,
+        OpKind::ZeroInsert,
     ];
 
     /// The format minor version that introduced this kind: a file holds the
@@ -136,7 +144,7 @@ impl OpKind {
     /// none of the newer kinds still loads in older runtimes.
     pub fn since_minor(self) -> u16 {
         match self {
-            OpKind::Sub | OpKind::Slice | OpKind::Max | OpKind::Min | OpKind::Reduce => 1,
+            OpKind::Sub | OpKind::Slice | OpKind::Max | OpKind::Min | OpKind::Reduce | OpKind::ZeroInsert => 1,
             _ => 0,
         }
     }
@@ -191,6 +199,7 @@ pub(crate) enum Op {
     Max(Act),
     Min(Act),
     Reduce { max: bool },
+    ZeroInsert { stride: [usize; 2] },
 }
 
 impl Op {
@@ -293,6 +302,11 @@ impl Op {
                     1 => Op::Reduce { max: true },
                     v => malformed!("operator {index} (Reduce): mode {v}, 0 (mean) or 1 (max) expected"),
                 }
+            }
+            OpKind::ZeroInsert => {
+                expect(2)?;
+                let stride = [params::positive(p[0], "stride", index)?, params::positive(p[1], "stride", index)?];
+                Op::ZeroInsert { stride }
             }
             OpKind::Resize => {
                 expect(Resize::WORDS)?;

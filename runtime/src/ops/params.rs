@@ -12,7 +12,8 @@ pub(crate) fn non_negative(v: i32, what: &str, op: usize) -> Result<usize, Error
     }
 }
 
-fn positive(v: i32, what: &str, op: usize) -> Result<usize, Error> {
+/// A positive parameter word as `usize`.
+pub(crate) fn positive(v: i32, what: &str, op: usize) -> Result<usize, Error> {
     match non_negative(v, what, op)? {
         0 => malformed!("operator {op}: {what} is 0, must be at least 1"),
         v => Ok(v),

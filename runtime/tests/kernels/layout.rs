@@ -1,5 +1,5 @@
 //! Kernels that place elements: concat_part (which also requantizes),
-//! transpose, pad and slice.
+//! transpose, pad, slice and zero_insert.
 
 use kiln_runtime::kernels::{scalar, QIn, QOut};
 use proptest::prelude::*;
@@ -240,5 +240,33 @@ fn slice_matches_f64() {
             QOut { data: &mut y, shape: shape(&y_dims), quant: q },
         );
         check_exact(&|| format!("slice of {dims:?} from {start:?} by {step:?} to {y_dims:?}"), &y, &want, &y_dims, q)
+    });
+}
+
+#[test]
+fn zero_insert_matches_f64() {
+    let case = ([1..=2usize, 1..=5, 1..=5, 1..=4], [1..=3usize, 1..=3], any::<u64>());
+    run("zero_insert", 512, 0.02, case, |(dims, stride, seed)| {
+        let mut rng = Rng(*seed);
+        let q = quant(0.05, rng.int(-128, 127));
+        let [n, h, w, c] = *dims;
+        let y_dims = [n, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1, c];
+        let x = rng.i8s(dims.iter().product());
+        // `y[b, i, j, k] = x[b, i / sh, j / sw, k]` where both divide, real zero elsewhere.
+        let want: Vec<f64> = (0..y_dims.iter().product())
+            .map(|i| match unravel(i, &y_dims)[..] {
+                [b, i, j, k] if i % stride[0] == 0 && j % stride[1] == 0 => {
+                    real(x[ravel(&[b, i / stride[0], j / stride[1], k], dims)], q)
+                }
+                _ => 0.0,
+            })
+            .collect();
+        let mut y = vec![0i8; want.len()];
+        scalar::zero_insert(
+            QIn { data: &x, shape: shape(dims), quant: q },
+            *stride,
+            QOut { data: &mut y, shape: shape(&y_dims), quant: q },
+        );
+        check_exact(&|| format!("zero insertion of {dims:?} {q:?} at stride {stride:?}"), &y, &want, &y_dims, q)
     });
 }

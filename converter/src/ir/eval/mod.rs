@@ -127,6 +127,7 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
             x.chunks(channels).map(|row| row.iter().copied().fold(f32::MIN, f32::max)).collect()
         }
         Op::Reduce { max: false } => x.chunks(channels).map(|row| row.iter().sum::<f32>() / channels as f32).collect(),
+        Op::ZeroInsert { stride } => zero_insert(x, shape, *stride, out_shape),
     }
 }
 
@@ -240,6 +241,17 @@ fn slice(x: &[f32], shape: &[usize], start: &[usize], step: &[i64], out: &[usize
         }
         result.push(x[flat]);
         advance(&mut index, out);
+    }
+    result
+}
+
+fn zero_insert(x: &[f32], shape: &[usize], stride: [usize; 2], out: &[usize]) -> Vec<f32> {
+    let (h, w, c) = (shape[1], shape[2], shape[3]);
+    let mut result = vec![0.0; out.iter().product()];
+    for (p, pixel) in x.chunks(c).enumerate() {
+        let (n, i, j) = (p / (h * w), p / w % h, p % w);
+        let at = ((n * out[1] + i * stride[0]) * out[2] + j * stride[1]) * c;
+        result[at..at + c].copy_from_slice(pixel);
     }
     result
 }

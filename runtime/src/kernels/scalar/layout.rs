@@ -77,3 +77,21 @@ pub fn slice(x: QIn<'_>, start: &[usize], step: &[isize], y: QOut<'_>) {
         }
     }
 }
+
+/// Zero insertion: `x`'s pixel `(i, j)` lands at `(i * stride[0], j *
+/// stride[1])` of `y`, every other cell is `y`'s zero point (real zero).
+pub fn zero_insert(x: QIn<'_>, stride: [usize; 2], y: QOut<'_>) {
+    y.data.fill(y.quant.zero_point as i8);
+    let [n, h, w, c] = x.shape.nhwc();
+    let [_, yh, yw, _] = y.shape.nhwc();
+    let mut src = 0;
+    for image in 0..n {
+        for i in 0..h {
+            for j in 0..w {
+                let dst = ((image * yh + i * stride[0]) * yw + j * stride[1]) * c;
+                y.data[dst..dst + c].copy_from_slice(&x.data[src..src + c]);
+                src += c;
+            }
+        }
+    }
+}
