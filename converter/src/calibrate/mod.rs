@@ -133,6 +133,14 @@ fn ranges(
     ranges[graph.input] = samples.iter().map(|s| Range::of(&s.values)).reduce(Range::union);
     for node in &graph.nodes {
         let t: TensorId = node.output;
+        // A squashing function's int8 table maps every input code into the
+        // image of the input's range; a narrower output range (what `mse`
+        // picks for a score map of mostly background, whose faces are rare
+        // outliers) would clip the values the model exists for.
+        if let Some(f) = node.op.squashing() {
+            ranges[t] = ranges[node.inputs[0]].map(|r| image(f, r));
+            continue;
+        }
         ranges[t] = match seen[t] {
             Some(range) => Some(range),
             // Layout ops that lowering added keep their input's values.
@@ -153,4 +161,10 @@ fn ranges(
         };
     }
     Ok(ranges)
+}
+
+/// The range a monotonic `f` maps `input` to.
+fn image(f: impl Fn(f32) -> f32, input: Range) -> Range {
+    let (a, b) = (f(input.min), f(input.max));
+    Range { min: a.min(b), max: a.max(b) }
 }

@@ -290,6 +290,17 @@ impl Op {
         }
     }
 
+    /// The function of an op that squashes its input monotonically into a
+    /// bounded range (Sigmoid, Tanh, HardSigmoid), element by element.
+    pub fn squashing(&self) -> Option<Box<dyn Fn(f32) -> f32 + '_>> {
+        match self {
+            Op::Sigmoid => Some(Box::new(|v: f32| 1.0 / (1.0 + (-v).exp()))),
+            Op::Tanh => Some(Box::new(f32::tanh)),
+            Op::HardSigmoid { alpha, beta } => Some(Box::new(move |v: f32| (alpha * v + beta).clamp(0.0, 1.0))),
+            _ => None,
+        }
+    }
+
     /// Whether the op only moves values (so its output range is its
     /// input's; zero insertion adds zeros, which every range covers).
     pub fn moves_data_only(&self) -> bool {

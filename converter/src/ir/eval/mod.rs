@@ -103,12 +103,13 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         }
         Op::PRelu { slope } => (0..x.len()).map(|i| prelu(x[i], per_channel(slope, i))).collect(),
         Op::Clamp { lo, hi } => x.iter().map(|v| v.max(*lo).min(*hi)).collect(),
-        Op::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
-        Op::Tanh => x.iter().map(|v| v.tanh()).collect(),
+        Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } => {
+            let f = op.squashing().expect("Sigmoid, Tanh and HardSigmoid squash");
+            x.iter().map(|&v| f(v)).collect()
+        }
         Op::Abs => x.iter().map(|v| v.abs()).collect(),
         Op::Neg => x.iter().map(|v| -v).collect(),
         Op::HardSwish => x.iter().map(|v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0).collect(),
-        Op::HardSigmoid { alpha, beta } => x.iter().map(|v| (alpha * v + beta).clamp(0.0, 1.0)).collect(),
         Op::Add => broadcast(inputs, out_shape, |a, b| a + b),
         Op::Sub => broadcast(inputs, out_shape, |a, b| a - b),
         Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
