@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 pub mod face;
 pub mod onnx;
+pub mod text;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
