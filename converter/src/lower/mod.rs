@@ -59,8 +59,65 @@ impl std::fmt::Display for NeedsFloat {
 
 impl std::error::Error for NeedsFloat {}
 
-/// Ops with no int8 form in any use.
-const FLOAT_ONLY: &[&str] = &["Pow", "Sqrt", "Exp", "Log", "Erf", "Reciprocal", "Gelu", "LayerNormalization"];
+/// ONNX ops with no int8 form in any use: lowering names them as needing
+/// float execution rather than as unknown.
+pub const FLOAT_ONLY: &[&str] = &["Pow", "Sqrt", "Exp", "Log", "Erf", "Reciprocal", "Gelu", "LayerNormalization"];
+
+/// Lowers one ONNX node (with the model's opset) into IR ops.
+type LowerFn = fn(&mut Lowering, &NodeProto, i64) -> Result<()>;
+
+/// Every ONNX op kiln lowers to int8 IR ops, and how; the README's table
+/// of supported operators is checked against it.
+const LOWERED: &[(&str, LowerFn)] = &[
+    ("Conv", |cx, node, _| nn::conv(cx, node)),
+    ("ConvTranspose", |cx, node, _| nn::conv_transpose(cx, node)),
+    ("Gemm", |cx, node, _| nn::gemm(cx, node)),
+    ("MatMul", |cx, node, _| nn::matmul(cx, node)),
+    ("BatchNormalization", |cx, node, _| nn::batch_norm(cx, node)),
+    ("MaxPool", |cx, node, _| nn::pool(cx, node)),
+    ("AveragePool", |cx, node, _| nn::pool(cx, node)),
+    ("GlobalAveragePool", |cx, node, _| cx.unary(node, Op::GlobalAvgPool)),
+    ("GlobalMaxPool", |cx, node, _| reduce::global_max_pool(cx, node)),
+    ("ReduceMean", reduce::reduce),
+    ("ReduceMax", reduce::reduce),
+    ("Add", |cx, node, _| pointwise::arithmetic(cx, node)),
+    ("Sub", |cx, node, _| pointwise::arithmetic(cx, node)),
+    ("Mul", |cx, node, _| pointwise::arithmetic(cx, node)),
+    ("Div", |cx, node, _| pointwise::arithmetic(cx, node)),
+    ("Max", |cx, node, _| pointwise::extremum(cx, node)),
+    ("Min", |cx, node, _| pointwise::extremum(cx, node)),
+    ("Relu", pointwise::activation),
+    ("Clip", pointwise::activation),
+    ("LeakyRelu", pointwise::activation),
+    ("PRelu", pointwise::activation),
+    ("Sigmoid", pointwise::activation),
+    ("Tanh", pointwise::activation),
+    ("HardSigmoid", pointwise::activation),
+    ("HardSwish", pointwise::activation),
+    ("Abs", pointwise::activation),
+    ("Neg", pointwise::activation),
+    ("Dropout", |cx, node, _| cx.alias(node)),
+    ("Identity", |cx, node, _| cx.alias(node)),
+    ("Reshape", |cx, node, _| shape::reshape(cx, node)),
+    ("Flatten", |cx, node, _| shape::reshape(cx, node)),
+    ("Squeeze", shape::squeeze),
+    ("Unsqueeze", shape::squeeze),
+    ("Transpose", |cx, node, _| shape::transpose(cx, node)),
+    ("Concat", |cx, node, _| shape::concat(cx, node)),
+    ("Slice", slice::slice),
+    ("Split", slice::split),
+    ("Pad", shape::pad),
+    ("Resize", |cx, node, _| shape::resize(cx, node)),
+    ("Upsample", |cx, node, _| shape::resize(cx, node)),
+    ("DepthToSpace", |cx, node, _| shape::depth_space(cx, node)),
+    ("SpaceToDepth", |cx, node, _| shape::depth_space(cx, node)),
+    ("Softmax", shape::softmax),
+];
+
+/// The ONNX ops kiln lowers to int8 IR ops.
+pub fn lowered_ops() -> impl Iterator<Item = &'static str> {
+    LOWERED.iter().map(|(op, _)| *op)
+}
 
 /// One ONNX node and what lowering did with it.
 #[derive(Clone, Debug)]
@@ -203,38 +260,18 @@ impl Lowering {
                  kiln cannot convert it"
             );
         }
-        match op {
-            "Conv" => nn::conv(self, node),
-            "ConvTranspose" => nn::conv_transpose(self, node),
-            "Gemm" => nn::gemm(self, node),
-            "MatMul" => nn::matmul(self, node),
-            "BatchNormalization" => nn::batch_norm(self, node),
-            "MaxPool" | "AveragePool" => nn::pool(self, node),
-            "GlobalAveragePool" => self.unary(node, Op::GlobalAvgPool),
-            "GlobalMaxPool" => reduce::global_max_pool(self, node),
-            "ReduceMean" | "ReduceMax" => reduce::reduce(self, node, opset),
-            "Add" | "Sub" | "Mul" | "Div" => pointwise::arithmetic(self, node),
-            "Max" | "Min" => pointwise::extremum(self, node),
-            "Relu" | "Clip" | "LeakyRelu" | "PRelu" | "Sigmoid" | "Tanh" | "HardSwish" | "HardSigmoid" | "Abs"
-            | "Neg" => pointwise::activation(self, node, opset),
-            "Dropout" | "Identity" => {
-                let v = self.value(&node.input[0])?.clone();
-                self.values.insert(node.output[0].clone(), v);
-                Ok(())
-            }
-            "Reshape" | "Flatten" => shape::reshape(self, node),
-            "Squeeze" | "Unsqueeze" => shape::squeeze(self, node, opset),
-            "DepthToSpace" | "SpaceToDepth" => shape::depth_space(self, node),
-            "Slice" => slice::slice(self, node, opset),
-            "Split" => slice::split(self, node, opset),
-            "Transpose" => shape::transpose(self, node),
-            "Concat" => shape::concat(self, node),
-            "Pad" => shape::pad(self, node, opset),
-            "Resize" | "Upsample" => shape::resize(self, node),
-            "Softmax" => shape::softmax(self, node, opset),
-            _ if FLOAT_ONLY.contains(&op) => Err(NeedsFloat(format!("`{op}` has no int8 form")).into()),
-            _ => bail!("unsupported ONNX op `{}`: kiln has no kernel for it", node.op_type),
+        match LOWERED.iter().find(|(name, _)| *name == op) {
+            Some((_, lower)) => lower(self, node, opset),
+            None if FLOAT_ONLY.contains(&op) => Err(NeedsFloat(format!("`{op}` has no int8 form")).into()),
+            None => bail!("unsupported ONNX op `{op}`: kiln has no kernel for it"),
         }
+    }
+
+    /// Dropout and Identity at inference: the output is the input.
+    fn alias(&mut self, node: &NodeProto) -> Result<()> {
+        let v = self.value(&node.input[0])?.clone();
+        self.values.insert(node.output[0].clone(), v);
+        Ok(())
     }
 
     /// Whether every output of `node` is a constant (folded at import).
