@@ -3,13 +3,26 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use kiln_runtime::{Model, Session};
+use kiln_runtime::{Limits, Model, Session};
 
 use crate::inputs::{load_for_kiln, InputArgs};
 
-/// Opens a .kiln file; errors name it.
+/// Opens a .kiln file to run it: a model whose arena is larger than the
+/// memory this machine has available is refused here, with a message,
+/// rather than by the operating system's out-of-memory killer. Errors name
+/// the file.
 pub fn open_model(path: &Path) -> Result<Model<'static>> {
-    Model::open(path).with_context(|| format!("cannot load the .kiln model {}", path.display()))
+    let limits = Limits { arena_bytes: available_memory().unwrap_or(usize::MAX), ..Limits::NONE };
+    Model::open_with_limits(path, limits).with_context(|| format!("cannot load the .kiln model {}", path.display()))
+}
+
+/// Bytes of memory available to new allocations (Linux's `MemAvailable`),
+/// where the system says.
+fn available_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kib: usize = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 pub use kiln_converter::metrics::cosine;

@@ -130,6 +130,21 @@ fn run_names_what_is_wrong() {
     let corrupted = dir.join("corrupt.kiln");
     std::fs::write(&corrupted, corrupt).unwrap();
     fails(&[&"run", &corrupted, &face], &["corrupt.kiln"]);
+
+    // A consistent file whose arena (2 x 2^40 bytes) no machine here has:
+    // refused by name before any allocation, not killed by the system.
+    use kiln_runtime::format::ModelWriter;
+    use kiln_runtime::{ops::Act, DType, OpKind, Quant};
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.5, zero_point: 0 };
+    let dims = [1, 1 << 20, 1 << 10, 1 << 10];
+    let (x, y) = (w.activation("x", DType::I8, &dims, q), w.activation("y", DType::I8, &dims, q));
+    w.op(OpKind::Clamp, &[x], &[y], &Act::NONE.words());
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    let huge = dir.join("huge.kiln");
+    std::fs::write(&huge, w.to_bytes()).unwrap();
+    fails(&[&"run", &huge, &face], &["huge.kiln", "2199023255552 arena bytes, more than the"]);
 }
 
 #[test]

@@ -72,7 +72,9 @@ typedef enum kiln_status {
     KILN_ERR_LENGTH = 10,          /* a count that differs from the tensor's element count */
     KILN_ERR_TYPE = 11,            /* int8 access to a tensor that is not int8 */
     KILN_ERR_ISA = 12,             /* KILN_ISA names an unknown or unsupported kernel level */
-    KILN_ERR_INTERNAL = 13         /* a bug in kiln, caught at the boundary */
+    KILN_ERR_INTERNAL = 13,        /* a bug in kiln, caught at the boundary */
+    KILN_ERR_OUT_OF_MEMORY = 14,   /* the heap cannot hold the session's arena */
+    KILN_ERR_LIMIT = 15            /* the model needs more than kiln_model_check_limits allows */
 } kiln_status;
 
 /* Element type of a tensor (the .kiln file's codes). */
@@ -129,6 +131,15 @@ kiln_status kiln_model_open_memory(const void *data, size_t len, kiln_model **ou
  * (they keep the model alive); its tensor names do not.
  */
 void kiln_model_free(kiln_model *model);
+
+/*
+ * Refuses a model that needs more than the caller can spare: an arena over
+ * max_arena_bytes, or an activation of more than max_tensor_elements elements
+ * (KILN_ERR_LIMIT, the message says which). Loading checks that a file is
+ * consistent, not that it is small: an application that opens files it did
+ * not make calls this before kiln_session_create. SIZE_MAX means no limit.
+ */
+kiln_status kiln_model_check_limits(const kiln_model *model, size_t max_arena_bytes, size_t max_tensor_elements);
 
 /*
  * The arena a session over caller memory needs: *size bytes starting on an

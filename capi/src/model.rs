@@ -5,7 +5,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use kiln_runtime::format::{AlignedBytes, ALIGN};
-use kiln_runtime::{Model, TensorInfo};
+use kiln_runtime::{Limits, Model, TensorInfo};
 
 use crate::args;
 use crate::status::{guard, Failure, KilnStatus};
@@ -106,6 +106,24 @@ pub unsafe extern "C" fn kiln_model_free(model: *mut KilnModel) {
 pub(crate) unsafe fn loaded<'a>(model: *const KilnModel) -> Result<&'a Loaded, Failure> {
     // SAFETY: passed on to the caller.
     Ok(&unsafe { args::handle(model, "model") }?.loaded)
+}
+
+/// Refuses a model whose arena or largest activation is over the caller's limits.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kiln_model_check_limits(
+    model: *const KilnModel,
+    max_arena_bytes: usize,
+    max_tensor_elements: usize,
+) -> KilnStatus {
+    guard(|| {
+        let limits = Limits { arena_bytes: max_arena_bytes, tensor_elements: max_tensor_elements };
+        // SAFETY: the caller's contract above.
+        unsafe { loaded(model) }?.model.check_limits(limits)?;
+        Ok(())
+    })
 }
 
 /// The size and alignment of the arena `kiln_session_create_with_arena` needs.

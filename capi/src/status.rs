@@ -41,6 +41,10 @@ pub enum KilnStatus {
     Isa = 12,
     /// A bug in kiln: a Rust panic, caught at the boundary.
     Internal = 13,
+    /// The heap cannot hold the session's arena.
+    OutOfMemory = 14,
+    /// The model needs more than `kiln_model_check_limits` allows.
+    Limit = 15,
 }
 
 /// A failed call: its status and the message for `kiln_last_error()`.
@@ -71,6 +75,8 @@ impl From<Error> for Failure {
             Error::Length { .. } => KilnStatus::Length,
             Error::Type { .. } => KilnStatus::Type,
             Error::Io { .. } => KilnStatus::Io,
+            Error::OutOfMemory { .. } => KilnStatus::OutOfMemory,
+            Error::OverLimit { .. } => KilnStatus::Limit,
             // Malformed, and variants added later.
             _ => KilnStatus::Malformed,
         };

@@ -102,6 +102,8 @@ fn status_name(s: KilnStatus) -> &'static str {
         KilnStatus::Type => "KILN_ERR_TYPE",
         KilnStatus::Isa => "KILN_ERR_ISA",
         KilnStatus::Internal => "KILN_ERR_INTERNAL",
+        KilnStatus::OutOfMemory => "KILN_ERR_OUT_OF_MEMORY",
+        KilnStatus::Limit => "KILN_ERR_LIMIT",
     }
 }
 
@@ -134,6 +136,8 @@ fn header_enums_have_the_library_values() {
         Type,
         Isa,
         Internal,
+        OutOfMemory,
+        Limit,
     ];
     for s in statuses {
         assert_eq!(constant(&h, status_name(s)), s as i64, "{s:?}");

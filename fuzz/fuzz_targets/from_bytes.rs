@@ -4,12 +4,13 @@
 #![no_main]
 
 use kiln_runtime::format::{self, AlignedBytes};
-use kiln_runtime::{Model, Session};
+use kiln_runtime::{Limits, Model, Session};
 use libfuzzer_sys::fuzz_target;
 
 /// A valid model may legitimately need a large arena; the fuzzer's inputs
-/// are small, and a session for them should be too.
-const MAX_ARENA: usize = 16 << 20;
+/// are small, and a session for them should be too: the caller's limits
+/// (the path a board application takes) refuse the rest.
+const LIMITS: Limits = Limits { arena_bytes: 16 << 20, tensor_elements: 16 << 20 };
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = AlignedBytes::copy_of(data);
@@ -20,13 +21,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Everything a caller can ask of a loaded model.
-    let _ = format!("{model:?}");
+    let _ = format!("{model:?} {:?}", model.info());
     let inputs: Vec<usize> = model.inputs().map(|t| t.shape.elements()).collect();
     let outputs: Vec<usize> = model.outputs().map(|t| t.shape.elements()).collect();
     for (kind, ins, out) in model.ops() {
         let _ = (kind, ins.len(), out.name.len());
     }
-    if model.arena_size() > MAX_ARENA || inputs.iter().chain(&outputs).any(|&n| n > MAX_ARENA) {
+    if model.check_limits(LIMITS).is_err() {
         return;
     }
     let mut session = Session::new(&model).expect("a session of a loaded model");

@@ -51,6 +51,20 @@ pub enum Error {
         /// Whether the buffer started on a 64-byte boundary.
         aligned: bool,
     },
+    /// The heap could not give a session its arena.
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// The model asks for more than the caller's [`crate::Limits`] allow.
+    OverLimit {
+        /// What is too large ("arena bytes", "elements of tensor `NAME`").
+        what: String,
+        /// How large the model has it.
+        size: usize,
+        /// The caller's limit.
+        limit: usize,
+    },
     /// An input or output index out of range.
     NoSuchTensor {
         /// "input" or "output".
@@ -144,6 +158,16 @@ impl fmt::Display for Error {
                 f,
                 "arena of {given} bytes (64-byte aligned: {aligned}) given, the model needs {needed} bytes \
                  starting on a 64-byte boundary (see Model::arena_size)"
+            ),
+            Error::OutOfMemory { bytes } => write!(
+                f,
+                "cannot allocate the model's arena of {bytes} bytes: not enough memory; free some, or give \
+                 the session a buffer of your own (Session::with_arena)"
+            ),
+            Error::OverLimit { what, size, limit } => write!(
+                f,
+                "the model needs {size} {what}, more than the {limit} allowed; raise the limit if the model is \
+                 trusted and the machine can hold it"
             ),
             Error::NoSuchTensor { role, index, count } => {
                 write!(f, "{role} {index} asked for, the model has {count} {role}s")

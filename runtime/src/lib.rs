@@ -43,6 +43,6 @@ mod session;
 pub use error::Error;
 pub use format::{DType, Quant, Shape};
 pub use kernels::{Isa, Kernels};
-pub use model::{Model, ModelInfo, TensorInfo};
+pub use model::{Limits, Model, ModelInfo, TensorInfo};
 pub use ops::OpKind;
 pub use session::{Session, SessionOptions};

@@ -50,6 +50,23 @@ pub struct Model<'a> {
     arena_size: usize,
 }
 
+/// Caps on what a model may ask of the machine, for software that loads
+/// files it did not make: a file within them cannot make a session ask for
+/// more memory than the caller chose to spare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest arena, in bytes, a session may need.
+    pub arena_bytes: usize,
+    /// The most elements any one activation may hold (constants are in
+    /// the file, whose size the caller already knows).
+    pub tensor_elements: usize,
+}
+
+impl Limits {
+    /// No caps beyond what the format itself allows.
+    pub const NONE: Limits = Limits { arena_bytes: usize::MAX, tensor_elements: usize::MAX };
+}
+
 /// What [`Model::info`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -101,6 +118,14 @@ impl Model<'static> {
         Self::parse(Bytes::Mapped(map))
     }
 
+    /// As [`Model::open`], refusing a model that needs more than `limits`.
+    #[cfg(feature = "std")]
+    pub fn open_with_limits(path: impl AsRef<std::path::Path>, limits: Limits) -> Result<Self, Error> {
+        let model = Self::open(path)?;
+        model.check_limits(limits)?;
+        Ok(model)
+    }
+
     /// Validates a model and keeps its bytes, for callers that cannot keep
     /// a borrowed buffer alive as long as the model (the C API copies the
     /// caller's buffer into one of these). [`AlignedBytes::copy_of`] makes
@@ -134,6 +159,11 @@ impl<'a> Model<'a> {
         // the activations span would make a small file ask for any amount of
         // memory (and abort on allocation failure), and no buffer can hold
         // more than isize::MAX bytes.
+        // Sizes are summed for reports ([`Model::info`]); each fits in the
+        // file or the arena, but hostile files can make their sum wrap.
+        if tensors.iter().try_fold(0usize, |sum, t| sum.checked_add(t.len)).is_none() {
+            malformed!("the tensors' sizes add up to more bytes than the address space holds");
+        }
         let extent = tensors.iter().filter(|t| t.storage == Storage::Arena).map(|t| t.offset + t.len).max();
         let needed = extent.unwrap_or(0).checked_next_multiple_of(format::ALIGN).unwrap_or(usize::MAX);
         if arena_size > needed {
@@ -159,6 +189,26 @@ impl<'a> Model<'a> {
     /// Bytes of the one buffer that a [`crate::Session`] needs.
     pub fn arena_size(&self) -> usize {
         self.arena_size
+    }
+
+    /// Refuses a model whose arena or largest activation is over `limits`
+    /// (loading checked only that they are consistent, not that they are
+    /// reasonable).
+    pub fn check_limits(&self, limits: Limits) -> Result<(), Error> {
+        if self.arena_size > limits.arena_bytes {
+            let (size, limit) = (self.arena_size, limits.arena_bytes);
+            return Err(Error::OverLimit { what: "arena bytes".into(), size, limit });
+        }
+        let over = (0..self.tensors.len()).find(|&t| {
+            let desc = &self.tensors[t];
+            desc.storage == Storage::Arena && desc.shape.elements() > limits.tensor_elements
+        });
+        if let Some(t) = over {
+            let what = alloc::format!("elements in tensor `{}`", self.tensor_info(t).name);
+            let (size, limit) = (self.tensors[t].shape.elements(), limits.tensor_elements);
+            return Err(Error::OverLimit { what, size, limit });
+        }
+        Ok(())
     }
 
     /// Sizes and counts, for reports and `kiln inspect`.

@@ -72,7 +72,9 @@ impl<'m> Session<'m> {
     /// A session with an arena on the heap and the given options.
     pub fn with_options(model: &'m Model<'m>, options: SessionOptions) -> Result<Self, Error> {
         let kernels = Kernels::new(options.isa)?;
-        Ok(Session { model, arena: Arena::Owned(AlignedBytes::zeroed(model.arena_size())), kernels })
+        let bytes = model.arena_size();
+        let arena = AlignedBytes::try_zeroed(bytes).ok_or(Error::OutOfMemory { bytes })?;
+        Ok(Session { model, arena: Arena::Owned(arena), kernels })
     }
 
     /// A session over a caller's buffer, which must start on a 64-byte

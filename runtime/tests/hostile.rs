@@ -12,7 +12,7 @@ use std::panic::catch_unwind;
 
 use kiln_runtime::format::{self, AlignedBytes, ModelWriter, TensorId, VERSION_MAJOR, VERSION_MINOR};
 use kiln_runtime::ops::Act;
-use kiln_runtime::{DType, Model, OpKind, Quant, Session};
+use kiln_runtime::{DType, Limits, Model, OpKind, Quant, Session};
 
 /// What loading (and, if that succeeds, running) a file did.
 #[derive(Debug)]
@@ -682,4 +682,51 @@ fn zero_insertion_parameters_and_shapes_are_checked() {
     let b = zero_insert(&[1, 1, 2, 1], &[1, 1, i32::MAX as usize / 64 + 1, 1], 3, &[7, i32::MAX / 64]);
     let out = run_filled(&b, 5, "huge stride");
     assert_eq!((out[0], out[out.len() - 1], out[1]), (5, 5, 3));
+}
+
+/// A Clamp from `x` to `y`, int8 activations of `dims` each (placed one
+/// after the other), plus `unused` more of `unused_dims`, all at offset 0.
+fn huge(dims: [usize; 4], unused: usize, unused_dims: [usize; 4]) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.5, zero_point: 0 };
+    let x = w.activation("x", DType::I8, &dims, q);
+    let y = w.activation("y", DType::I8, &dims, q);
+    for i in 0..unused {
+        let t = w.activation(&format!("unused{i}"), DType::I8, &unused_dims, q);
+        w.place(t, 0);
+    }
+    w.op(OpKind::Clamp, &[x], &[y], &Act::NONE.words());
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    w.to_bytes()
+}
+
+#[test]
+fn an_arena_the_heap_cannot_hold_is_an_error_not_an_abort() {
+    // Two activations of 128 TiB: the file is small and consistent, and its
+    // arena of 256 TiB is more than a 47-bit user address space can map,
+    // even where the kernel overcommits memory.
+    let file = AlignedBytes::copy_of(&huge([1, 1 << 21, 1 << 16, 1 << 10], 0, [1; 4]));
+    let model = Model::from_bytes(&file).expect("a consistent file loads");
+    assert_eq!(model.arena_size(), 1 << 48);
+    let err = Session::new(&model).err().expect("no heap holds a 256 TiB arena");
+    let message = err.to_string();
+    assert!(message.contains("cannot allocate the model's arena of 281474976710656 bytes"), "{message}");
+
+    // The caller's limits refuse it before any allocation, naming what is over.
+    let limits = Limits { arena_bytes: 1 << 30, ..Limits::NONE };
+    let message = model.check_limits(limits).unwrap_err().to_string();
+    assert!(message.contains("281474976710656 arena bytes, more than the 1073741824 allowed"), "{message}");
+    let limits = Limits { tensor_elements: 1 << 20, ..Limits::NONE };
+    let message = model.check_limits(limits).unwrap_err().to_string();
+    assert!(message.contains("140737488355328 elements in tensor `x`, more than the 1048576 allowed"), "{message}");
+    model.check_limits(Limits { arena_bytes: 1 << 48, tensor_elements: 1 << 47 }).expect("within the limits");
+}
+
+#[test]
+fn sizes_that_sum_past_the_address_space_are_rejected() {
+    // Five unused activations of 2^62 bytes each, all at offset 0: each
+    // fits the arena, their sum (for `info`) wraps a u64.
+    let b = huge([1, 1, 1, 64], 5, [1 << 16, 1 << 16, 1 << 16, 1 << 14]);
+    assert_rejected(&b, "five 2^62-byte tensors", &["the tensors' sizes add up to more bytes than the address space"]);
 }

@@ -32,6 +32,15 @@ impl AlignedBytes {
         AlignedBytes { lines: alloc::vec![Line([0; ALIGN]); len.div_ceil(ALIGN)], len }
     }
 
+    /// `len` zero bytes, or `None` when the heap cannot hold them: for
+    /// sizes a file asks for, which must not abort the process.
+    pub fn try_zeroed(len: usize) -> Option<Self> {
+        let mut lines = Vec::new();
+        lines.try_reserve_exact(len.div_ceil(ALIGN)).ok()?;
+        lines.resize(len.div_ceil(ALIGN), Line([0; ALIGN]));
+        Some(AlignedBytes { lines, len })
+    }
+
     /// An aligned copy of `bytes`.
     pub fn copy_of(bytes: &[u8]) -> Self {
         let mut out = Self::zeroed(bytes.len());
