@@ -200,6 +200,13 @@ fn bad_inputs_fail_with_clear_messages() {
     let two = dir.join("two.png");
     pair.save(&two).unwrap();
     fails_saying(&face(&["verify", &s(&two), &s(&photo("obama.jpg"))]), &["two.png shows 2 faces", "exactly one"]);
+    // A threshold every anchor passes is refused before any work.
+    let obama = s(&photo("obama.jpg"));
+    for t in ["0", "-0.5", "1.5", "NaN"] {
+        let out = face(&["detect", &obama, &format!("--score-threshold={t}")]);
+        fails_saying(&out, &["--score-threshold", &format!("score threshold {t} must be above 0 and at most 1")]);
+    }
+    fails_saying(&face(&["detect", &obama, "--max-faces", "0"]), &["max_faces must be at least 1"]);
 
     let (_, sface) = models();
     let out = kiln(&["face", "detect", &s(&photo("obama.jpg")), "--detector", sface], root());

@@ -32,11 +32,50 @@ pub struct DetectOptions {
     /// shrunk), the photo is also searched at full resolution in tiles.
     /// 0 never tiles.
     pub tile_below: f32,
+    /// At most this many faces, the best: each costs a detector run to
+    /// refine, so a photo of anchors that all pass a low threshold must not
+    /// cost one run per anchor.
+    pub max_faces: usize,
 }
 
 impl Default for DetectOptions {
     fn default() -> Self {
-        DetectOptions { score_threshold: 0.8, nms_threshold: 0.3, tile_below: 48.0 }
+        DetectOptions { score_threshold: 0.8, nms_threshold: 0.3, tile_below: 48.0, max_faces: 256 }
+    }
+}
+
+impl DetectOptions {
+    /// Checks every value's range: a score threshold of 0 makes every
+    /// anchor a face.
+    pub fn check(&self) -> Result<(), FaceError> {
+        let bad = |why: String| Err(FaceError::Options(why));
+        let (score, nms, tile) = (self.score_threshold, self.nms_threshold, self.tile_below);
+        if !(score > 0.0 && score <= 1.0) {
+            return bad(format!("score threshold {score} must be above 0 and at most 1 (0.8 is the default)"));
+        }
+        if !(0.0..=1.0).contains(&nms) {
+            return bad(format!("NMS IoU threshold {nms} must be between 0 and 1 (0.3 is the default)"));
+        }
+        if !(tile.is_finite() && tile >= 0.0) {
+            return bad(format!("tile_below {tile} must be a size in pixels, 0 or more"));
+        }
+        if self.max_faces == 0 {
+            return bad("max_faces must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Candidates kept from one detector run, the best, before non-maximum
+/// suppression (OpenCV's `FaceDetectorYN` keeps 5000): suppression
+/// compares every candidate with every face kept, so their number is bounded.
+const CANDIDATES: usize = 5000;
+
+/// Keeps the `n` best-scoring of `faces[from..]` (in any order).
+fn keep_best(faces: &mut Vec<Face>, from: usize, n: usize) {
+    if faces.len() - from > n {
+        faces[from..].select_nth_unstable_by(n - 1, |a, b| b.score.total_cmp(&a.score));
+        faces.truncate(from + n);
     }
 }
 
@@ -141,6 +180,7 @@ impl<N: Network> Detector<N> {
     /// each face found is found again in a full-resolution tile centred on
     /// it, whose landmarks are the ones a whole-photo run gives.
     pub fn detect(&mut self, image: &ImageView<'_>, options: &DetectOptions) -> Result<&[Face], FaceError> {
+        options.check()?;
         self.faces.clear();
         self.runs = 0;
         let (width, height) = (image.width(), image.height());
@@ -148,6 +188,7 @@ impl<N: Network> Detector<N> {
             let native = Letterbox::tile(width, height, [0.0; 2], 1.0, (self.width, self.height));
             self.search(image, &native, options, None)?;
             self.suppress(options);
+            self.faces.truncate(options.max_faces);
             return Ok(&self.faces);
         }
         let whole = Letterbox::fit(width, height, self.width, self.height);
@@ -157,6 +198,7 @@ impl<N: Network> Detector<N> {
             self.search_tiles(image, options)?;
         }
         self.suppress(options);
+        self.faces.truncate(options.max_faces);
         for i in 0..self.faces.len() {
             let face = self.faces[i];
             self.faces[i] = self.refine(image, &face, options)?;
@@ -217,6 +259,7 @@ impl<N: Network> Detector<N> {
                     (lo, hi)
                 });
                 self.search(image, &tile, options, Some((share, overlap as f32)))?;
+                keep_best(&mut self.faces, 0, CANDIDATES);
             }
         }
         Ok(())
@@ -260,6 +303,7 @@ impl<N: Network> Detector<N> {
             }
             self.faces.truncate(kept);
         }
+        keep_best(&mut self.faces, start, CANDIDATES);
         Ok(())
     }
 }
@@ -338,5 +382,42 @@ mod tests {
         // (every tile sees one) found again in a tile centred on it.
         let (found, n) = runs(Some(40.0), 1280, 960);
         assert!(found > 1 && n == 1 + 6 + found, "{found} faces, {n} runs");
+    }
+
+    /// A YuNet stand-in that sees a small face, scoring 1, at every anchor:
+    /// what a score threshold near 0 makes of any photo.
+    struct EveryAnchor;
+
+    impl Network for EveryAnchor {
+        fn run(&mut self, _: &[f32], heads: &mut [Vec<f32>; 12]) -> Result<(), FaceError> {
+            heads[..6].iter_mut().for_each(|h| h.fill(1.0));
+            // Boxes half a stride wide: no two anchors' boxes overlap.
+            let half = libm::logf(0.5);
+            heads[6..9]
+                .iter_mut()
+                .for_each(|h| h.chunks_mut(4).for_each(|b| b.copy_from_slice(&[0.0, 0.0, half, half])));
+            heads[9..].iter_mut().for_each(|h| h.fill(0.0));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn faces_and_their_detector_runs_are_bounded() {
+        let mut detector = Detector::with_network(EveryAnchor, 640, 640);
+        let px = vec![0u8; 1280 * 960 * 3];
+        let img = ImageView::new(1280, 960, ChannelOrder::Rgb, &px).unwrap();
+        let options = DetectOptions { score_threshold: 0.01, max_faces: 16, ..DetectOptions::default() };
+        // 8400 anchors a run, none overlapping: the best 16 faces, found
+        // in the shrunk photo and 6 tiles, each refined in one more run.
+        let found = detector.detect(&img, &options).unwrap().len();
+        assert_eq!((found, detector.runs()), (16, 1 + 6 + 16));
+
+        for score_threshold in [0.0, -1.0, 1.5, f32::NAN] {
+            let options = DetectOptions { score_threshold, ..DetectOptions::default() };
+            let err = detector.detect(&img, &options).unwrap_err().to_string();
+            assert!(err.contains(&format!("score threshold {score_threshold} must be above 0 and at most 1")), "{err}");
+        }
+        let options = DetectOptions { max_faces: 0, ..DetectOptions::default() };
+        assert!(detector.detect(&img, &options).unwrap_err().to_string().contains("max_faces must be at least 1"));
     }
 }

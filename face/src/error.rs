@@ -27,6 +27,8 @@ pub enum FaceError {
     DegenerateLandmarks,
     /// A [`crate::Network`] other than kiln's failed; its message.
     Network(String),
+    /// A [`crate::DetectOptions`] value out of its range; the message says which.
+    Options(String),
 }
 
 impl From<kiln_runtime::Error> for FaceError {
@@ -55,6 +57,7 @@ impl fmt::Display for FaceError {
                 width.saturating_mul(*height).saturating_mul(3)
             ),
             FaceError::Network(why) => write!(f, "the detector's network failed: {why}"),
+            FaceError::Options(why) => write!(f, "invalid detection options: {why}"),
             FaceError::DegenerateLandmarks => {
                 write!(f, "the face's five landmarks coincide, so it cannot be aligned")
             }

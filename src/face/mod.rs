@@ -78,13 +78,20 @@ pub struct FaceArgs {
     /// Smallest detector score (0..1) that counts as a face.
     #[arg(long, default_value_t = DetectOptions::default().score_threshold)]
     score_threshold: f32,
+    /// At most this many faces per photo, the best (each costs a detector run).
+    #[arg(long, default_value_t = DetectOptions::default().max_faces)]
+    max_faces: usize,
 }
 
 impl FaceArgs {
     fn detect_options(&self) -> Result<DetectOptions> {
-        let t = self.score_threshold;
-        anyhow::ensure!((0.0..=1.0).contains(&t), "--score-threshold must be between 0 and 1, not {t}");
-        Ok(DetectOptions { score_threshold: t, ..DetectOptions::default() })
+        let options = DetectOptions {
+            score_threshold: self.score_threshold,
+            max_faces: self.max_faces,
+            ..DetectOptions::default()
+        };
+        options.check().context("--score-threshold, --max-faces")?;
+        Ok(options)
     }
 }
 
