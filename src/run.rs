@@ -12,17 +12,8 @@ use crate::inputs::{load_for_kiln, InputArgs};
 /// rather than by the operating system's out-of-memory killer. Errors name
 /// the file.
 pub fn open_model(path: &Path) -> Result<Model<'static>> {
-    let limits = Limits { arena_bytes: available_memory().unwrap_or(usize::MAX), ..Limits::NONE };
+    let limits = Limits { arena_bytes: kiln_converter::memory::available().unwrap_or(usize::MAX), ..Limits::NONE };
     Model::open_with_limits(path, limits).with_context(|| format!("cannot load the .kiln model {}", path.display()))
-}
-
-/// Bytes of memory available to new allocations (Linux's `MemAvailable`),
-/// where the system says.
-fn available_memory() -> Option<usize> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
-    let kib: usize = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 pub use kiln_converter::metrics::cosine;

@@ -34,6 +34,7 @@ pub mod import;
 pub mod input;
 pub mod ir;
 pub mod lower;
+pub mod memory;
 pub mod metrics;
 pub mod passes;
 pub mod plan;
@@ -106,8 +107,14 @@ pub fn convert_pruned(
     use anyhow::Context;
     let (onnx, mut graph) = load_ir_shaped(path, shape)?;
     log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
-    let samples = input::load_dir(calib, &onnx.input_shape, options)
-        .with_context(|| format!("reading calibration inputs from {}", calib.display()))?;
+    let context = || format!("reading calibration inputs from {}", calib.display());
+    let files = input::list_dir(calib).with_context(context)?;
+    memory::check_fits(&graph, &onnx.input_shape, files.len())?;
+    let samples: Vec<input::Sample> = files
+        .iter()
+        .map(|p| input::load_file(p, &onnx.input_shape, options))
+        .collect::<anyhow::Result<_>>()
+        .with_context(context)?;
     let unpruned = graph.clone();
     let inputs: Vec<Vec<f32>> = match prune {
         Some(_) => samples.iter().map(|s| ir::layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect(),

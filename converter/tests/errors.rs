@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::onnx::{self, node, tensor_info};
+use kiln_converter::calibrate::Method;
 use kiln_converter::input::{self, ImageOptions};
 
 /// A scratch folder of its own for each test.
@@ -90,4 +91,21 @@ fn images_are_resized_rgb_and_scaled() {
     let v = &input::load_dir(&dir, &[1, 3, 16, 16], &boxed).unwrap()[0].values;
     assert_eq!((v[0], v[256], v[512], v[512 + 15]), (10.0, 20.0, 30.0, 50.0));
     assert!(v[12 * 16..16 * 16].iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn a_model_too_large_for_memory_fails_before_calibrating() {
+    // 1x3x200000x200000: 480 GB a tensor in float, in a file of a few
+    // hundred bytes; refused before any image is read or tract runs.
+    let dir = scratch("too_large");
+    let dims = [1, 3, 200_000, 200_000];
+    let nodes = vec![node("Relu", "relu", &["x"], &["y"], vec![]), node("Sigmoid", "sigmoid", &["y"], &["z"], vec![])];
+    let path = onnx::write(&dir, "huge", 13, nodes, vec![], tensor_info("x", &dims), vec![tensor_info("z", &dims)]);
+    let options = ImageOptions::default();
+    let started = std::time::Instant::now();
+    let result = kiln_converter::convert(&path, &common::calibration_faces(), &options, Method::Mse, |_, _| {});
+    let msg = message(result.expect_err("no machine here holds 1.4 TB of activations"));
+    assert!(msg.contains("at input shape [1, 3, 200000, 200000], 8 calibration inputs"), "{msg}");
+    assert!(msg.contains("bytes of memory available: give a smaller --input-shape"), "{msg}");
+    eprintln!("refused in {:?}", started.elapsed());
 }

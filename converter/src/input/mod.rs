@@ -31,6 +31,11 @@ pub fn load_file(path: &Path, shape: &[usize], options: &ImageOptions) -> Result
 /// name so that runs are reproducible. A missing folder, a folder without
 /// such files and an unreadable file are errors that name the path.
 pub fn load_dir(dir: &Path, shape: &[usize], options: &ImageOptions) -> Result<Vec<Sample>> {
+    list_dir(dir)?.iter().map(|p| load_file(p, shape, options)).collect()
+}
+
+/// The files [`load_dir`] reads, in its order.
+pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     ensure!(dir.is_dir(), "input folder {} does not exist (or is not a folder)", dir.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -42,7 +47,7 @@ pub fn load_dir(dir: &Path, shape: &[usize], options: &ImageOptions) -> Result<V
     if files.is_empty() {
         bail!("input folder {} holds no .png, .jpg, .jpeg or .npy file: put calibration inputs there", dir.display());
     }
-    files.iter().map(|p| load_file(p, shape, options)).collect()
+    Ok(files)
 }
 
 fn is_npy(path: &Path) -> bool {
