@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use clap::Args;
 use kiln_converter::import::InputShape;
 use kiln_converter::input::{self, ImageOptions, Sample};
@@ -38,8 +38,9 @@ impl InputArgs {
             [r, g, b] => [r, g, b],
             _ => anyhow::bail!("--mean takes one value or three, not {}", self.mean.len()),
         };
-        ensure!(self.scale.is_finite() && self.scale != 0.0, "--scale must be a finite non-zero number");
-        Ok(ImageOptions { bgr: self.bgr, mean, scale: self.scale, letterbox: self.letterbox })
+        let options = ImageOptions { bgr: self.bgr, mean, scale: self.scale, letterbox: self.letterbox };
+        options.check()?;
+        Ok(options)
     }
 }
 

@@ -74,6 +74,10 @@ fn convert_names_what_is_wrong() {
     fails(&[&"convert", &sface, &"-o", &out, &"--calib", &empty], &["empty", "holds no"]);
     std::fs::write(empty.join("broken.png"), b"not a png at all").unwrap();
     fails(&[&"convert", &sface, &"-o", &out, &"--calib", &empty], &["cannot read image", "broken.png"]);
+    // Normalisations that would make every input give the same output.
+    for (flag, words) in [("--mean=nan", "--mean NaN is not a finite number"), ("--scale=1e-45", "must be a finite")] {
+        fails(&[&"convert", &sface, &"-o", &out, &"--calib", &calib, &flag], &[words]);
+    }
     assert!(!out.exists(), "a failed conversion writes no file");
 }
 

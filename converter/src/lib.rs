@@ -107,6 +107,7 @@ pub fn convert_pruned(
     use anyhow::Context;
     let (onnx, mut graph) = load_ir_shaped(path, shape)?;
     log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
+    options.check()?;
     let context = || format!("reading calibration inputs from {}", calib.display());
     let files = input::list_dir(calib).with_context(context)?;
     memory::check_fits(&graph, &onnx.input_shape, files.len())?;

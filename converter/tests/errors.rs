@@ -109,3 +109,57 @@ fn a_model_too_large_for_memory_fails_before_calibrating() {
     assert!(msg.contains("bytes of memory available: give a smaller --input-shape"), "{msg}");
     eprintln!("refused in {:?}", started.elapsed());
 }
+
+#[test]
+fn non_finite_numbers_are_refused_where_they_enter() {
+    let dir = scratch("non_finite");
+    let shape = [1, 3, 4, 4];
+    let model = tiny_model(&dir, "Sigmoid");
+    let calib = dir.join("calib");
+    std::fs::create_dir_all(&calib).unwrap();
+    let convert = |options: &ImageOptions| kiln_converter::convert(&model, &calib, options, Method::Mse, |_, _| {});
+
+    // A calibration tensor with one NaN: named, with its index.
+    let mut values = vec![0.5f32; 48];
+    values[5] = f32::NAN;
+    std::fs::write(calib.join("a.npy"), input::encode_npy(&shape, &values)).unwrap();
+    let msg = message(convert(&ImageOptions::default()).expect_err("a NaN input"));
+    assert!(msg.contains("a.npy is not a usable .npy file: value 5 is NaN"), "{msg}");
+    // Finite values whose span overflows f32.
+    values[5] = 3e38;
+    values[6] = -3e38;
+    std::fs::write(calib.join("a.npy"), input::encode_npy(&shape, &values)).unwrap();
+    let msg = message(convert(&ImageOptions::default()).expect_err("a span past f32"));
+    assert!(msg.contains("the calibration inputs span -300000000000000000000000000000000000000 to"), "{msg}");
+
+    // Normalisations that make every input alike.
+    std::fs::write(calib.join("a.npy"), input::encode_npy(&shape, &[0.5; 48])).unwrap();
+    for (options, words) in [
+        (ImageOptions { mean: [f32::NAN; 3], ..ImageOptions::default() }, "--mean NaN is not a finite number"),
+        (ImageOptions { mean: [0.0, f32::INFINITY, 0.0], ..ImageOptions::default() }, "--mean inf is not"),
+        (
+            ImageOptions { scale: 1e-45, ..ImageOptions::default() },
+            "--scale 0.000000000000000000000000000000000000000000001 must be a finite number at least 1e-8",
+        ),
+        (ImageOptions { scale: f32::INFINITY, ..ImageOptions::default() }, "--scale inf must be"),
+    ] {
+        let msg = message(convert(&options).expect_err(words));
+        assert!(msg.contains(words), "{msg}");
+    }
+    kiln_converter::convert(&model, &calib, &ImageOptions::default(), Method::Mse, |_, _| {}).expect("finite inputs");
+
+    // A NaN weight: named with its node and index, before calibration.
+    let nodes = vec![node("Mul", "scale_node", &["x", "w"], &["y"], vec![])];
+    let w = onnx::floats("w", &[1, 3, 1, 1], &[1.0, f32::NAN, 2.0]);
+    let damaged = onnx::write(
+        &dir,
+        "damaged",
+        13,
+        nodes,
+        vec![w],
+        tensor_info("x", &[1, 3, 4, 4]),
+        vec![tensor_info("y", &[1, 3, 4, 4])],
+    );
+    let msg = message(kiln_converter::load_ir(&damaged).err().expect("a NaN weight"));
+    assert!(msg.contains("ONNX node `scale_node`: scale 1 is NaN; kiln needs finite weights"), "{msg}");
+}

@@ -130,7 +130,11 @@ fn ranges(
         }
     }
     let mut ranges: Vec<Option<Range>> = vec![None; graph.tensors.len()];
-    ranges[graph.input] = samples.iter().map(|s| Range::of(&s.values)).reduce(Range::union);
+    let input = samples.iter().map(|s| Range::of(&s.values)).reduce(Range::union);
+    if let Some(r) = input.filter(|r| !(r.max - r.min).is_finite()) {
+        bail!("the calibration inputs span {} to {}: too wide for any quantization", r.min, r.max);
+    }
+    ranges[graph.input] = input;
     for node in &graph.nodes {
         let t: TensorId = node.output;
         // A squashing function's int8 table maps every input code into the
@@ -142,6 +146,24 @@ fn ranges(
             continue;
         }
         ranges[t] = match seen[t] {
+            Some(range) if !(range.max - range.min).is_finite() => bail!(
+                "`{}` ({}) took values from {} to {} on the calibration inputs: too wide a span for any \
+                 quantization (check the inputs' scale)",
+                node.name,
+                node.op.name(),
+                range.min,
+                range.max
+            ),
+            Some(range) if range.min == range.max => {
+                log::warn!(
+                    "`{}` ({}) took only the value {} on every calibration input: its int8 range is degenerate; \
+                     calibrate on more varied inputs",
+                    node.name,
+                    node.op.name(),
+                    range.min
+                );
+                Some(range)
+            }
             Some(range) => Some(range),
             // Layout ops that lowering added keep their input's values.
             None if node.op.moves_data_only() => ranges[node.inputs[0]],

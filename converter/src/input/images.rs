@@ -27,6 +27,10 @@ pub struct ImageOptions {
     pub letterbox: bool,
 }
 
+/// The smallest `--scale` kiln takes: 0..255 pixels then span 2.55e-6,
+/// about the resolution of f32 next to the weights and biases of a layer.
+const MIN_SCALE: f32 = 1e-8;
+
 impl Default for ImageOptions {
     fn default() -> Self {
         ImageOptions { bgr: false, mean: [0.0; 3], scale: 1.0, letterbox: false }
@@ -34,6 +38,23 @@ impl Default for ImageOptions {
 }
 
 impl ImageOptions {
+    /// Checks that the normalisation gives usable numbers: a NaN or
+    /// infinite mean or scale, or a scale so small that every pixel maps to
+    /// about the same value, would make a model that exits 0 and ignores
+    /// its input.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            anyhow::bail!("--mean {m} is not a finite number");
+        }
+        let s = self.scale;
+        anyhow::ensure!(
+            s.is_finite() && s.abs() >= MIN_SCALE,
+            "--scale {s} must be a finite number at least {MIN_SCALE:e} in size (pixels normalised by 1/255 or \
+             1/128 are typical)"
+        );
+        Ok(())
+    }
+
     /// The values a preprocessed pixel can take: the input's domain.
     pub fn value_range(&self) -> Range {
         let ends = self.mean.iter().flat_map(|m| [(0.0 - m) * self.scale, (255.0 - m) * self.scale]);

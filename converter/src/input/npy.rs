@@ -52,7 +52,11 @@ fn parse(bytes: &[u8], shape: &[usize]) -> Result<Vec<f32>> {
     let data = &bytes[start + header_len..];
     let count: usize = shape.iter().product();
     ensure!(data.len() == count * 4, "holds {} bytes of data for {count} f32 values", data.len());
-    Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    let values: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        bail!("value {i} is {v}: inputs must be finite numbers");
+    }
+    Ok(values)
 }
 
 #[cfg(test)]

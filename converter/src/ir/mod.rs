@@ -290,6 +290,24 @@ impl Op {
         }
     }
 
+    /// The first weight, bias, scale or slope of the op that is NaN or
+    /// infinite, as (which, index, value); or a clamp bound that is NaN (an
+    /// infinite one means no bound).
+    pub fn non_finite_parameter(&self) -> Option<(&'static str, usize, f32)> {
+        let arrays: &[(&'static str, &[f32])] = match self {
+            Op::Conv2d { weights, bias, .. } | Op::FullyConnected { weights, bias, .. } => {
+                &[("weight", weights), ("bias", bias)]
+            }
+            Op::ScaleShift { scale, shift } => &[("scale", scale), ("shift", shift)],
+            Op::PRelu { slope } => &[("slope", slope)],
+            Op::Clamp { lo, hi } => return [*lo, *hi].iter().position(|v| v.is_nan()).map(|i| ("bound", i, f32::NAN)),
+            _ => &[],
+        };
+        arrays
+            .iter()
+            .find_map(|(what, values)| values.iter().position(|v| !v.is_finite()).map(|i| (*what, i, values[i])))
+    }
+
     /// The function of an op that squashes its input monotonically into a
     /// bounded range (Sigmoid, Tanh, HardSigmoid), element by element.
     pub fn squashing(&self) -> Option<Box<dyn Fn(f32) -> f32 + '_>> {

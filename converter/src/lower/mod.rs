@@ -150,6 +150,16 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
         unsupported.join("\n  ")
     );
     ir::infer_shapes(&graph)?;
+    for node in &graph.nodes {
+        if let Some((what, i, v)) = node.op.non_finite_parameter() {
+            bail!(
+                "{}: ONNX node `{}`: {what} {i} is {v}; kiln needs finite weights: the model file is damaged or \
+                 was exported wrong",
+                model.path.display(),
+                node.name
+            );
+        }
+    }
     log::info!("lowered to {} IR nodes", graph.nodes.len());
     Ok(graph)
 }
