@@ -74,7 +74,8 @@ typedef enum kiln_status {
     KILN_ERR_ISA = 12,             /* KILN_ISA names an unknown or unsupported kernel level */
     KILN_ERR_INTERNAL = 13,        /* a bug in kiln, caught at the boundary */
     KILN_ERR_OUT_OF_MEMORY = 14,   /* the heap cannot hold the session's arena */
-    KILN_ERR_LIMIT = 15            /* the model needs more than kiln_model_check_limits allows */
+    KILN_ERR_LIMIT = 15,           /* the model needs more than kiln_model_check_limits allows */
+    KILN_ERR_NOT_FINITE = 16       /* an input value is NaN or infinite */
 } kiln_status;
 
 /* Element type of a tensor (the .kiln file's codes). */
@@ -186,6 +187,9 @@ void kiln_session_free(kiln_session *session);
 /*
  * Sets input index from count real values, in the tensor's layout (NHWC for
  * images). An int8 input is quantized with its own scale and zero point.
+ * A NaN or infinite value is refused (KILN_ERR_NOT_FINITE, the message gives
+ * its position) and the input is left as it was; callers that quantize
+ * themselves use kiln_session_set_input_i8.
  */
 kiln_status kiln_session_set_input_f32(kiln_session *session, size_t index, const float *values, size_t count);
 

@@ -45,6 +45,8 @@ pub enum KilnStatus {
     OutOfMemory = 14,
     /// The model needs more than `kiln_model_check_limits` allows.
     Limit = 15,
+    /// An input value is NaN or infinite.
+    NotFinite = 16,
 }
 
 /// A failed call: its status and the message for `kiln_last_error()`.
@@ -77,6 +79,7 @@ impl From<Error> for Failure {
             Error::Io { .. } => KilnStatus::Io,
             Error::OutOfMemory { .. } => KilnStatus::OutOfMemory,
             Error::OverLimit { .. } => KilnStatus::Limit,
+            Error::NotFinite { .. } => KilnStatus::NotFinite,
             // Malformed, and variants added later.
             _ => KilnStatus::Malformed,
         };

@@ -104,6 +104,7 @@ fn status_name(s: KilnStatus) -> &'static str {
         KilnStatus::Internal => "KILN_ERR_INTERNAL",
         KilnStatus::OutOfMemory => "KILN_ERR_OUT_OF_MEMORY",
         KilnStatus::Limit => "KILN_ERR_LIMIT",
+        KilnStatus::NotFinite => "KILN_ERR_NOT_FINITE",
     }
 }
 
@@ -138,6 +139,7 @@ fn header_enums_have_the_library_values() {
         Internal,
         OutOfMemory,
         Limit,
+        NotFinite,
     ];
     for s in statuses {
         assert_eq!(constant(&h, status_name(s)), s as i64, "{s:?}");

@@ -65,6 +65,15 @@ pub enum Error {
         /// The caller's limit.
         limit: usize,
     },
+    /// An input value that is NaN or infinite.
+    NotFinite {
+        /// Which input.
+        index: usize,
+        /// The element's position in the caller's buffer.
+        at: usize,
+        /// The value.
+        value: f32,
+    },
     /// An input or output index out of range.
     NoSuchTensor {
         /// "input" or "output".
@@ -168,6 +177,11 @@ impl fmt::Display for Error {
                 f,
                 "the model needs {size} {what}, more than the {limit} allowed; raise the limit if the model is \
                  trusted and the machine can hold it"
+            ),
+            Error::NotFinite { index, at, value } => write!(
+                f,
+                "input {index} holds {value} at element {at}: inputs must be finite numbers (NaN and infinity \
+                 have no int8 value); check the preprocessing"
             ),
             Error::NoSuchTensor { role, index, count } => {
                 write!(f, "{role} {index} asked for, the model has {count} {role}s")

@@ -144,9 +144,16 @@ impl<'m> Session<'m> {
 
     /// Sets input `index` from real values, quantizing them if the input is
     /// int8 (with the input's own scale and zero point). The values are in
-    /// the tensor's layout: NHWC for images.
+    /// the tensor's layout: NHWC for images. A NaN or infinite value is an
+    /// [`Error::NotFinite`]: quantization would silently make NaN the zero
+    /// point and infinities the ends of the int8 range. Callers that
+    /// quantize themselves use [`Session::set_input_i8`].
     pub fn set_input_f32(&mut self, index: usize, values: &[f32]) -> Result<(), Error> {
+        // After the length check: a C caller's count is only trusted then.
         let (t, bytes) = self.io_bytes("input", index, values.len(), None)?;
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NotFinite { index, at, value: values[at] });
+        }
         match t.dtype {
             DType::F32 => bytes.copy_from_slice(bytemuck::cast_slice(values)),
             _ => {

@@ -95,6 +95,14 @@ fn caller_mistakes_are_errors() {
     assert_eq!(err, "input 1 asked for, the model has 1 inputs");
     let err = session.output_f32(0, &mut [0.0; 3]).unwrap_err().to_string();
     assert_eq!(err, "output 0 holds 8 elements, the buffer given has 3");
+
+    // NaN and infinities have no int8 value: refused, naming where.
+    for (value, name) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")] {
+        let mut x = image(1);
+        x[300] = value;
+        let err = session.set_input_f32(0, &x).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("input 0 holds {name} at element 300: inputs must be finite")), "{err}");
+    }
 }
 
 #[test]

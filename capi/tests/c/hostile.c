@@ -202,6 +202,11 @@ static void sessions(kiln_model *m, const kiln_tensor_info *in, const kiln_tenso
     EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements - 1), KILN_ERR_LENGTH, "the buffer given has");
     EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements + 1), KILN_ERR_LENGTH, "elements, the buffer given has");
     EXPECT(kiln_session_set_input_f32(s, 3, x, in->elements), KILN_ERR_NO_SUCH_TENSOR, "input 3 asked for");
+    x[7] = NAN;
+    EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements), KILN_ERR_NOT_FINITE, "input 0 holds NaN at element 7");
+    x[7] = -INFINITY;
+    EXPECT(kiln_session_set_input_f32(s, 0, x, in->elements), KILN_ERR_NOT_FINITE, "input 0 holds -inf at element 7");
+    x[7] = 7.0f;
     EXPECT(kiln_session_set_input_f32(s, 0, x, SIZE_MAX), KILN_ERR_INVALID_ARGUMENT, "more than any buffer holds");
     /* A float pointer one byte off (formed through uintptr_t; never dereferenced). */
     const float *odd = (const float *)((uintptr_t)x + 1);
