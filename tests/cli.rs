@@ -135,6 +135,23 @@ fn run_names_what_is_wrong() {
     std::fs::write(&corrupted, corrupt).unwrap();
     fails(&[&"run", &corrupted, &face], &["corrupt.kiln"]);
 
+    // A FIFO named like an image, and a folder given as the model: refused
+    // by what they are, where opening the FIFO would wait for a writer.
+    let fifo = dir.join("fifo.png");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils) runs");
+    assert!(made.success());
+    fails(&[&"run", &model, &fifo], &["fifo.png is not a regular file (a FIFO, socket or device)"]);
+    fails(&[&"run", &dir, &face], &["cannot load the .kiln model", "it is a folder: give a .kiln file"]);
+    let calib = dir.join("calib");
+    std::fs::create_dir(&calib).unwrap();
+    std::fs::rename(&fifo, calib.join("face.png")).unwrap();
+    let out = dir.join("out.kiln");
+    let output = kiln(&[&"convert", &repo(SFACE), &"-o", &out, &"--calib", &calib]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("skipping") && stderr.contains("face.png: not a regular file"), "{stderr}");
+    assert!(stderr.contains("holds no .png, .jpg, .jpeg or .npy file"), "{stderr}");
+
     // A consistent file whose arena (2 x 2^40 bytes) no machine here has:
     // refused by name before any allocation, not killed by the system.
     use kiln_runtime::format::ModelWriter;

@@ -53,8 +53,7 @@ impl OnnxModel {
     /// Fails with a message naming the file when it is missing, not ONNX, or
     /// has other than one input, or a symbolic dimension `shape` does not fix.
     pub fn load_shaped(path: &Path, shape: Option<&InputShape>) -> Result<Self> {
-        ensure!(path.exists(), "model file {} does not exist", path.display());
-        ensure!(!path.is_dir(), "{} is a folder, not an ONNX model file", path.display());
+        crate::input::regular_file(path, "model file")?;
         let proto = tract_onnx::onnx()
             .proto_model_for_path(path)
             .with_context(|| format!("{} is not a readable ONNX model", path.display()))?;

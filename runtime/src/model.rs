@@ -108,6 +108,14 @@ impl Model<'static> {
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let io = |source| Error::Io { path: path.display().to_string(), source };
+        // Opening a FIFO would wait for a writer, and mapping a folder fails
+        // as "no such device": say what the path is instead.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() { "a folder" } else { "not a regular file (a FIFO, socket or device)" };
+            let why = alloc::format!("it is {what}: give a .kiln file");
+            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why)));
+        }
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only and private to this process; kiln
         // validates the bytes once and then trusts them, so a file changed on

@@ -262,7 +262,7 @@ fn one_face(photo: &Path, faces: &[Face], options: &DetectOptions) -> Result<Fac
 }
 
 fn read_photo(path: &Path) -> Result<image::RgbImage> {
-    anyhow::ensure!(path.exists(), "photo {} does not exist", path.display());
+    kiln_converter::input::regular_file(path, "photo")?;
     let img = image::open(path)
         .with_context(|| format!("cannot read {} as an image: give a PNG or JPEG photo", path.display()))?;
     Ok(img.to_rgb8())

@@ -19,10 +19,26 @@ pub struct Sample {
     pub values: Vec<f32>,
 }
 
+/// Fails unless `path` is a regular file (or a link to one), naming it as
+/// `what`: opening a FIFO named `face.png` would wait forever for a writer,
+/// and a folder or device is no file to read.
+pub fn regular_file(path: &Path, what: &str) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        bail!("{what} {} does not exist", path.display());
+    };
+    ensure!(!meta.is_dir(), "{what} {} is a folder, not a file", path.display());
+    ensure!(
+        meta.is_file(),
+        "{what} {} is not a regular file (a FIFO, socket or device): kiln reads regular files only",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Reads one file: `.npy` as is (f32, the model's element count), anything
 /// else as an image preprocessed by `options` to `shape` (`[1, 3, H, W]`).
 pub fn load_file(path: &Path, shape: &[usize], options: &ImageOptions) -> Result<Sample> {
-    ensure!(path.exists(), "input file {} does not exist", path.display());
+    regular_file(path, "input file")?;
     let values = if is_npy(path) { npy::read(path, shape)? } else { images::read(path, shape, options)? };
     Ok(Sample { path: path.to_owned(), values })
 }
@@ -43,6 +59,13 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("cannot list {}", dir.display()))?;
     files.retain(|p| is_npy(p) || images::is_image(p));
+    files.retain(|p| {
+        let regular = std::fs::metadata(p).is_ok_and(|m| m.is_file());
+        if !regular {
+            log::warn!("skipping {}: not a regular file (kiln reads regular files only)", p.display());
+        }
+        regular
+    });
     files.sort();
     if files.is_empty() {
         bail!("input folder {} holds no .png, .jpg, .jpeg or .npy file: put calibration inputs there", dir.display());
