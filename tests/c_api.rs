@@ -159,7 +159,10 @@ fn hostile_c_caller_gets_errors_not_crashes() {
         eprintln!("valgrind not installed: running the hostile C test natively");
         Command::new(&exe)
     };
-    let out = stdout(command.arg(model).arg(&scratch));
+    let output = run(command.arg(model).arg(&scratch));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "a panic message reached the host's stderr:\n{stderr}");
+    let out = String::from_utf8(output.stdout).expect("the output is UTF-8");
     let summary = out.lines().last().unwrap_or_default();
     let checks: usize = summary
         .strip_prefix("hostile: ")

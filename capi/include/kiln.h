@@ -174,7 +174,8 @@ kiln_status kiln_session_create(const kiln_model *model, kiln_session **out);
 /*
  * A session whose activations live in the caller's arena: arena_size bytes
  * at arena, at least kiln_model_arena_size's size and starting on a
- * KILN_ARENA_ALIGNMENT boundary (KILN_ERR_ARENA otherwise). The caller
+ * KILN_ARENA_ALIGNMENT boundary (KILN_ERR_ARENA otherwise); it is zeroed
+ * here, so it may come from malloc uninitialised. The caller
  * keeps the arena allocated and leaves it alone until kiln_session_free.
  * Kernel level as kiln_session_create.
  */

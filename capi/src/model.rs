@@ -79,7 +79,11 @@ pub unsafe extern "C" fn kiln_model_open_memory(data: *const u8, len: usize, out
         let out = unsafe { args::out(out, ptr::null_mut(), "out (the model handle's address)") }?;
         // SAFETY: the caller's contract above.
         let data = unsafe { args::slice(data, len, "data") }?;
-        publish(Model::from_aligned_bytes(AlignedBytes::copy_of(data))?, out);
+        let copy = AlignedBytes::try_copy_of(data).ok_or_else(|| {
+            let why = format!("cannot copy {len} bytes: no memory for a buffer that size (is len the model's size?)");
+            Failure::new(KilnStatus::InvalidArgument, why)
+        })?;
+        publish(Model::from_aligned_bytes(copy)?, out);
         Ok(())
     })
 }

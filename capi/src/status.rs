@@ -1,9 +1,10 @@
 //! Status codes, the thread-local last-error message, and the guard every
 //! entry point runs its body in, so that no panic crosses into C.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CString};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 use kiln_runtime::Error;
 
@@ -89,6 +90,23 @@ impl From<Error> for Failure {
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// Whether this thread is inside an entry point's [`guard`].
+    static IN_GUARD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays silent for panics inside
+/// [`guard`] (their message goes to `kiln_last_error()`, never to the host
+/// program's stderr) and passes every other panic to the hook before it.
+fn silence_guarded_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_GUARD.try_with(Cell::get).unwrap_or(false) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn set_last_error(message: &str) {
@@ -105,7 +123,11 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> KilnStatus {
     // AssertUnwindSafe: after a panic the caller gets `Internal` and the
     // documentation tells it to free the handles involved; a half-written
     // arena is garbage but memory-safe.
-    let failure = match panic::catch_unwind(AssertUnwindSafe(body)) {
+    silence_guarded_panics();
+    let outer = IN_GUARD.replace(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    IN_GUARD.set(outer);
+    let failure = match result {
         Ok(Ok(())) => return KilnStatus::Ok,
         Ok(Err(failure)) => failure,
         Err(payload) => {

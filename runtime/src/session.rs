@@ -79,7 +79,8 @@ impl<'m> Session<'m> {
 
     /// A session over a caller's buffer, which must start on a 64-byte
     /// boundary and hold at least [`Model::arena_size`] bytes: no heap at
-    /// all. The kernels are the best the CPU supports.
+    /// all. The buffer is zeroed here. The kernels are the best the CPU
+    /// supports.
     pub fn with_arena(model: &'m Model<'m>, arena: &'m mut [u8]) -> Result<Self, Error> {
         Self::with_arena_options(model, arena, SessionOptions::default())
     }
@@ -94,6 +95,9 @@ impl<'m> Session<'m> {
         if !aligned || arena.len() < model.arena_size() {
             return Err(Error::Arena { needed: model.arena_size(), given: arena.len(), aligned });
         }
+        // Every read of a run is then defined, even of inputs never set
+        // (uninitialised bytes would index lookup tables).
+        arena[..model.arena_size()].fill(0);
         Ok(Session { model, arena: Arena::Borrowed(arena), kernels: Kernels::new(options.isa)? })
     }
 

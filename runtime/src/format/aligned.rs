@@ -47,6 +47,13 @@ impl AlignedBytes {
         out.copy_from_slice(bytes);
         out
     }
+
+    /// An aligned copy of `bytes`, or `None` when the heap cannot hold it.
+    pub fn try_copy_of(bytes: &[u8]) -> Option<Self> {
+        let mut out = Self::try_zeroed(bytes.len())?;
+        out.copy_from_slice(bytes);
+        Some(out)
+    }
 }
 
 impl Deref for AlignedBytes {
