@@ -183,6 +183,21 @@ impl<'a> Model<'a> {
             malformed!("the arena of {arena_size} bytes is larger than any buffer can be");
         }
         let (inputs, outputs) = read_graph(&file[graph], tensors.len())?;
+        for (role, &t) in inputs.iter().map(|t| ("input", t)).chain(outputs.iter().map(|t| ("output", t))) {
+            if !matches!(tensors[t].dtype, DType::I8 | DType::F32) {
+                malformed!("graph {role} tensor {t} is {:?}; graph inputs and outputs are i8 or f32", tensors[t].dtype);
+            }
+        }
+        for (i, t) in tensors.iter().enumerate() {
+            if t.storage == Storage::Constant && t.dtype == DType::F32 {
+                let values = file[weights.clone()][t.range()].chunks_exact(4);
+                if let Some(k) =
+                    values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).position(|v| !v.is_finite())
+                {
+                    malformed!("tensor {i}: f32 constant value {k} is not a finite number");
+                }
+            }
+        }
         let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;
         let model = Model { bytes, weights, strings, tensors, nodes, node_inputs, inputs, outputs, arena_size };
         check_plan(&model)?;
@@ -361,7 +376,33 @@ fn read_header(file: &[u8]) -> Result<(usize, [Range<usize>; 5]), Error> {
             }
         }
     }
+    check_padding(file, format::HEADER_LEN + 24 * section::ALL.len(), &ranges)?;
     Ok((arena_size, ranges))
+}
+
+/// The bytes between the section table and the sections, between sections
+/// and after the last one are alignment padding: shorter than
+/// [`format::ALIGN`] and zero. Anything else is data the format does not
+/// describe (trailing bytes, a hidden payload).
+fn check_padding(file: &[u8], table_end: usize, sections: &[Range<usize>]) -> Result<(), Error> {
+    let mut sorted: Vec<Range<usize>> = sections.iter().filter(|r| !r.is_empty()).cloned().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut gaps = Vec::with_capacity(sorted.len() + 1);
+    let mut at = table_end;
+    for section in &sorted {
+        gaps.push(at..section.start.max(at));
+        at = at.max(section.end);
+    }
+    gaps.push(at..file.len().max(at));
+    for gap in gaps {
+        if gap.len() >= format::ALIGN {
+            malformed!("{} bytes at {} belong to no section (trailing or hidden data)", gap.len(), gap.start);
+        }
+        if let Some(i) = file[gap.clone()].iter().position(|&b| b != 0) {
+            malformed!("padding byte {} is {:#04x}, padding is zero", gap.start + i, file[gap.start + i]);
+        }
+    }
+    Ok(())
 }
 
 fn read_tensors(bytes: &[u8], bounds: &Bounds<'_>) -> Result<Vec<TensorDesc>, Error> {

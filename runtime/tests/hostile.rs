@@ -730,3 +730,73 @@ fn sizes_that_sum_past_the_address_space_are_rejected() {
     let b = huge([1, 1, 1, 64], 5, [1 << 16, 1 << 16, 1 << 16, 1 << 14]);
     assert_rejected(&b, "five 2^62-byte tensors", &["the tensors' sizes add up to more bytes than the address space"]);
 }
+
+#[test]
+fn bytes_outside_the_sections_are_rejected() {
+    let good = small_net();
+    // 64 bytes of trailing data, the header's length updated to cover them.
+    let b = mutated(&good, |b| {
+        b.extend([0u8; 64]);
+        let len = b.len() as u64;
+        put_u64(b, 16, len);
+    });
+    assert_rejected(&b, "trailing data", &["64 bytes at", "belong to no section"]);
+    // A non-zero byte in the padding between the section table and the
+    // first section.
+    let table_end = format::HEADER_LEN + 5 * format::SECTION_ENTRY_LEN;
+    let first = [format::section::STRINGS, format::section::TENSORS, format::section::GRAPH, format::section::OPS]
+        .iter()
+        .map(|&k| section(&good, k).1)
+        .min()
+        .unwrap();
+    assert!(first > table_end, "the writer pads the table to 64 bytes");
+    let b = mutated(&good, |b| b[table_end] = 0x5a);
+    assert_rejected(&b, "non-zero padding", &[&format!("padding byte {table_end} is 0x5a")]);
+}
+
+/// `x` of `x_dtype` → Clamp → `y` of `y_dtype`, both graph interface.
+fn interface(x_dtype: DType, y_dtype: DType) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.5, zero_point: 0 };
+    let x = w.activation("x", x_dtype, &[1, 4], q);
+    let y = w.activation("y", y_dtype, &[1, 4], q);
+    w.op(OpKind::Clamp, &[x], &[y], &Act::NONE.words());
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    w.to_bytes()
+}
+
+#[test]
+fn graph_inputs_and_outputs_are_i8_or_f32() {
+    let b = interface(DType::I8, DType::I32);
+    assert_rejected(&b, "an i32 output", &["graph output tensor 1 is I32; graph inputs and outputs are i8 or f32"]);
+    let b = interface(DType::U8, DType::I8);
+    assert_rejected(&b, "a u8 input", &["graph input tensor 0 is U8"]);
+}
+
+#[test]
+fn non_finite_constants_and_huge_scales_are_rejected() {
+    // A PRelu whose slope is NaN.
+    let mut w = ModelWriter::new();
+    let q = Quant { scale: 0.5, zero_point: 0 };
+    let x = w.activation("x", DType::I8, &[1, 4], q);
+    let y = w.activation("y", DType::I8, &[1, 4], q);
+    let slope = w.constant_f32("slope", &[0.25, f32::NAN, 0.25, 0.25]);
+    w.op(OpKind::PRelu, &[x, slope], &[y], &[]);
+    w.inputs(&[x]);
+    w.outputs(&[y]);
+    assert_rejected(&w.to_bytes(), "a NaN slope", &["f32 constant value 1 is not a finite number"]);
+
+    // An output scale near f32's limit: its real values and their squares
+    // would be infinite.
+    let b = one_op(OpKind::Clamp, [1, 1, 1, 4], 0, [1, 1, 1, 4], &Act::NONE.words());
+    let b = mutated(&b, |b| {
+        let at = tensor_record(b, 1) + 32;
+        b[at..at + 4].copy_from_slice(&3.4e38f32.to_le_bytes());
+    });
+    assert_rejected(
+        &b,
+        "a scale of 3.4e38",
+        &["tensor 1: scale 340000000000000000000000000000000000000 is above 1.0995116e12"],
+    );
+}

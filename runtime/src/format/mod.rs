@@ -23,7 +23,9 @@
 //!              reader accepts minor versions up to its own: a new minor
 //!              version only adds operator kinds or dtypes.
 //! 12      4    flags: 0 (no flags are defined; a set bit is an error)
-//! 16      8    file length in bytes (the whole file; no trailing data allowed)
+//! 16      8    file length in bytes (the whole file; no trailing data allowed:
+//!              the bytes outside the header, section table and sections are
+//!              alignment padding, zero and shorter than 64 bytes each)
 //! 24      4    CRC-32 (IEEE, as zlib) of the whole file, computed with these
 //!              four bytes set to zero. It catches accidents, not attackers.
 //! 28      4    number of sections, n
@@ -52,7 +54,7 @@
 //!    4 4 name offset in STRS    8 4 name length     12 4 reserved, zero
 //!   16 16 dims, 4 x u32: the first `rank` are the shape, the rest are 1.
 //!         Activations are NHWC (rank 4) or [N, features] (rank 2).
-//!   32 4 scale (f32, finite, > 0; 1.0 for non-quantized dtypes)
+//!   32 4 scale (f32, finite, > 0, at most 2^40; 1.0 for non-quantized dtypes)
 //!   36 4 zero point (i32, within the dtype's range; 0 for i32 and f32)
 //!   40 8 offset: in the arena (a multiple of 64) or in WGHT (a multiple of 64)
 //!   48 8 byte length: exactly elements x dtype size; for packed weights
@@ -61,9 +63,11 @@
 //!   56 8 reserved, zero
 //!   ```
 //!   A quantized value `q` stands for the real value `scale * (q - zero_point)`.
+//!   f32 constants (multipliers, slopes) are finite.
 //! * `GRPH` graph interface: `u32` input count, `u32` output count, then the
 //!   input tensor indices and the output tensor indices (`u32` each). Inputs
-//!   and outputs are activations; inputs are produced by no operator.
+//!   and outputs are i8 or f32 activations; inputs are produced by no
+//!   operator.
 //! * `OPS_` operators, in execution order: `u32` count, `u32` zero, then one
 //!   variable-length record each, made of 4-byte words:
 //!   ```text

@@ -63,6 +63,12 @@ impl DType {
     }
 }
 
+/// The largest scale a file may declare, 2^40: every real value an int8
+/// tensor then stands for, and the sum of their squares over a million
+/// elements, stays finite in f32 (a scale near f32's limit made outputs
+/// infinite and their cosines NaN).
+pub const MAX_SCALE: f32 = 1_099_511_627_776.0;
+
 /// Affine quantization: `real = scale * (q - zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Quant {
@@ -177,6 +183,9 @@ impl TensorDesc {
         let quant = Quant { scale: r.f32()?, zero_point: r.i32()? };
         if !(quant.scale.is_finite() && quant.scale > 0.0) {
             malformed!("tensor {index}: scale {} is not a finite positive number", quant.scale);
+        }
+        if quant.scale > MAX_SCALE {
+            malformed!("tensor {index}: scale {} is above {MAX_SCALE:e}, the largest kiln takes", quant.scale);
         }
         let (lo, hi) = dtype.zero_point_range();
         if !(lo..=hi).contains(&quant.zero_point) {
