@@ -28,6 +28,16 @@ pub struct Checks {
     pub pairs: Option<f64>,
 }
 
+/// Parses a same/different threshold: a cosine, so a number from -1 to 1.
+pub fn cosine_threshold(s: &str) -> std::result::Result<f64, String> {
+    let t: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (-1.0..=1.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("{t} is not a cosine similarity (from -1 to 1; SFace's same-person threshold is 0.363)"))
+    }
+}
+
 /// Runs both models on every input of `data` and prints, per input and
 /// output, the cosine similarity of kiln's output to the float one; then
 /// mean and min, and top-1 agreement for classifier-shaped outputs.
@@ -78,6 +88,16 @@ pub fn run(
         }
         let mut row = label(sample);
         for (i, (want, info)) in expected.iter().zip(kiln.outputs()).enumerate() {
+            ensure!(
+                want.len() == outputs[i].len(),
+                "output {i} `{}` has {} values in {} and {} in {}: was it converted from this ONNX file, at this \
+                 input shape?",
+                names[i],
+                outputs[i].len(),
+                kiln_path.display(),
+                want.len(),
+                onnx_path.display()
+            );
             let want = to_kiln_layout(want, info.shape.dims());
             let c = cosine(&outputs[i], &want);
             cosines[i].push(c);

@@ -18,10 +18,10 @@ pub struct InputArgs {
     bgr: bool,
     /// Per-channel mean subtracted from pixels, in the model's channel order:
     /// one value or three, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_value = "0", allow_negative_numbers = true)]
     mean: Vec<f32>,
     /// Multiplier applied after the mean.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     scale: f32,
     /// Scale images to fit the input keeping their aspect ratio, padding
     /// right and bottom with zeros (detectors such as YuNet), instead of

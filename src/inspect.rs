@@ -46,13 +46,11 @@ pub fn run(path: &Path, onnx: Option<&Path>) -> anyhow::Result<()> {
     );
     if let Some(onnx) = onnx {
         let onnx_bytes = std::fs::metadata(onnx).with_context(|| format!("cannot read {}", onnx.display()))?.len();
-        println!(
-            "size against {}: {} B of {} B = {:.1}%",
-            onnx.display(),
-            info.file_bytes,
-            onnx_bytes,
-            100.0 * info.file_bytes as f64 / onnx_bytes as f64
-        );
+        let percent = match onnx_bytes {
+            0 => "the ONNX file is empty".to_string(),
+            n => format!("{:.1}%", 100.0 * info.file_bytes as f64 / n as f64),
+        };
+        println!("size against {}: {} B of {} B = {percent}", onnx.display(), info.file_bytes, onnx_bytes);
     }
     Ok(())
 }

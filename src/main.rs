@@ -100,7 +100,7 @@ enum Command {
         /// Also count the pairs of inputs whose same/different decision
         /// (cosine of the outputs at least this, e.g. 0.363 for SFace's
         /// same person) agrees with the float model's, and name the others.
-        #[arg(long, value_name = "THRESHOLD")]
+        #[arg(long, value_name = "THRESHOLD", allow_negative_numbers = true, value_parser = eval::cosine_threshold)]
         pairs: Option<f64>,
         #[command(flatten)]
         inputs: InputArgs,

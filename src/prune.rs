@@ -11,13 +11,13 @@ use kiln_converter::prune::{self, Amount, Criterion, Limits, Report};
 #[derive(Args, Clone, Debug, Default)]
 pub struct PruneArgs {
     /// Remove this fraction of every prunable layer's channels (0 to 1).
-    #[arg(long, value_name = "RATIO", group = "amount")]
+    #[arg(long, value_name = "RATIO", group = "amount", allow_negative_numbers = true)]
     prune: Option<f64>,
     /// Prune just enough to keep at most this fraction of the model's
     /// multiply-accumulates (0 to 1). With `--prune-by reconstruction`,
     /// channels go where they cost the least refit error per MAC saved;
     /// with the other criteria, by the same fraction in every layer.
-    #[arg(long, value_name = "FRACTION", group = "amount")]
+    #[arg(long, value_name = "FRACTION", group = "amount", allow_negative_numbers = true)]
     prune_macs: Option<f64>,
     /// Per-layer ratios: a text file of `LAYER RATIO` lines (`#` starts a
     /// comment); layers are named as `kiln convert --prune 0` lists them.

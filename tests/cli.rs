@@ -201,3 +201,42 @@ fn sface_runs_inspects_and_evaluates() {
     assert!(sqnr.len() >= 28, "SFace has 28 conv and fc layers, the table {}: {stdout}", sqnr.len());
     assert!(sqnr.iter().all(|&s| s > 10.0), "every layer keeps some signal: {sqnr:?}");
 }
+
+/// Flags and files that used to get a confusing answer or none.
+#[test]
+fn messages_say_what_is_wrong() {
+    let model = sface_kiln();
+    let dir = scratch("messages");
+    let calib = repo("tests/data/calibration");
+    let out = dir.join("out.kiln");
+    // A negative fraction gets the range, not clap's "use '-- -1'" tip.
+    fails(
+        &[&"convert", &repo(SFACE), &"-o", &out, &"--calib", &calib, &"--prune", &"-1"],
+        &["--prune takes a fraction from 0 to 1, not -1"],
+    );
+    // A same/different threshold that is no cosine.
+    for t in ["nan", "2"] {
+        let output = kiln(&[&"eval", &repo(SFACE), &model, &"--data", &calib, &"--pairs", &t]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "--pairs {t} was accepted");
+        assert!(stderr.contains("is not a cosine similarity (from -1 to 1"), "{stderr}");
+    }
+    // An empty ONNX file beside a model: no "inf%".
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let output = kiln(&[&"inspect", &model, &"--onnx", &empty]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("the ONNX file is empty") && !stdout.contains("inf%"), "{stdout}");
+    // A truncated JPEG decodes with grey rows: warned about, by name.
+    let photo = image::open(repo("tests/data/faces112/obama_00.png")).unwrap().to_rgb8();
+    let jpeg = dir.join("whole.jpg");
+    photo.save(&jpeg).unwrap();
+    let bytes = std::fs::read(&jpeg).unwrap();
+    let truncated = dir.join("truncated.jpg");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let output = kiln(&[&"run", &model, &truncated]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("truncated.jpg is a truncated JPEG (no end-of-image marker)"), "{stderr}");
+    let output = kiln(&[&"run", &model, &jpeg]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("truncated JPEG"), "a whole JPEG warned about");
+}

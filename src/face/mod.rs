@@ -76,7 +76,7 @@ pub struct FaceArgs {
     #[command(flatten)]
     models: ModelArgs,
     /// Smallest detector score (0..1) that counts as a face.
-    #[arg(long, default_value_t = DetectOptions::default().score_threshold)]
+    #[arg(long, default_value_t = DetectOptions::default().score_threshold, allow_negative_numbers = true)]
     score_threshold: f32,
     /// At most this many faces per photo, the best (each costs a detector run).
     #[arg(long, default_value_t = DetectOptions::default().max_faces)]
@@ -263,7 +263,7 @@ fn one_face(photo: &Path, faces: &[Face], options: &DetectOptions) -> Result<Fac
 
 fn read_photo(path: &Path) -> Result<image::RgbImage> {
     kiln_converter::input::regular_file(path, "photo")?;
-    let img = image::open(path)
+    let img = kiln_converter::input::decode_image(path)
         .with_context(|| format!("cannot read {} as an image: give a PNG or JPEG photo", path.display()))?;
     Ok(img.to_rgb8())
 }

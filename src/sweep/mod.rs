@@ -45,7 +45,7 @@ pub struct SweepArgs {
     /// Same/different threshold on the outputs' cosine similarity (SFace:
     /// 0.363): also counts the pairs of inputs whose decision agrees with
     /// the float model's.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::eval::cosine_threshold)]
     pairs: Option<f64>,
     /// Activation ranges (as `kiln convert --ranges`).
     #[arg(long, default_value = "mse", value_parser = parse_method)]

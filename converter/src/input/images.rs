@@ -65,6 +65,21 @@ impl ImageOptions {
     }
 }
 
+/// Decodes the image at `path`, warning when it is a JPEG without its
+/// end-of-image marker: decoders fill a truncated JPEG's missing rows with
+/// grey and report no error, so results on it look valid and are not.
+pub fn decode(path: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(path)?;
+    let img = image::load_from_memory(&bytes)?;
+    let jpeg = bytes.starts_with(&[0xff, 0xd8]);
+    // The marker ends the file, up to a little trailing padding.
+    let tail = &bytes[bytes.len().saturating_sub(256)..];
+    if jpeg && !tail.windows(2).any(|w| w == [0xff, 0xd9]) {
+        log::warn!("{} is a truncated JPEG (no end-of-image marker): its last rows are missing", path.display());
+    }
+    Ok(img)
+}
+
 pub(super) fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -86,7 +101,7 @@ pub(super) fn read(path: &Path, shape: &[usize], options: &ImageOptions) -> Resu
 
 /// Reads `path` and resizes it (bilinear) to a `[1, 3, h, w]` tensor.
 fn read_nchw(path: &Path, h: usize, w: usize, options: &ImageOptions) -> Result<Vec<f32>> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
+    let img = decode(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
     if options.letterbox {
         return Ok(letterboxed(&img, w, h, options));
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 
-pub use images::ImageOptions;
+pub use images::{decode as decode_image, ImageOptions};
 pub use npy::encode as encode_npy;
 
 /// One input: the file it came from and its values (NCHW, as ONNX expects).
