@@ -20,7 +20,7 @@ use std::thread;
 
 use kiln_runtime::format::{self, AlignedBytes, ModelWriter, TensorId, MAX_SCALE};
 use kiln_runtime::ops::{Act, Conv2d, CoordTransform, NearestMode, Pool, Resize, ResizeMode};
-use kiln_runtime::{DType, Limits, Model, OpKind, Quant, Session};
+use kiln_runtime::{DType, Isa, Limits, Model, OpKind, Quant, Session, SessionOptions};
 
 /// The memory a host loading untrusted files might spare: larger models
 /// are refused before any session is made.
@@ -302,6 +302,17 @@ fn conv_cases(c: &mut Cases) {
         conv([1, 5, 5, 2], q(MAX_SCALE, -128), [2, 1, 1, 1], conv_params(1, 1, [0; 4], 2), max, q(TINY, 127)),
     );
     c.add("conv of 255 groups", conv([1, 2, 2, 510], Q, [255, 1, 1, 2], conv_params(1, 1, [0; 4], 255), min, Q));
+    // Tiles of the SIMD GEMM and depthwise kernels, with windows mostly in
+    // the padding and taps 2^31-1 apart.
+    let gemm = conv_params(1, BIG, [BIG, BIG, 0, 0], 1);
+    c.add(
+        "conv of 64 to 40 channels, dilation 2^31-1",
+        conv([2, 3, 3, 63], q(TINY, 127), [40, 2, 2, 63], gemm, min, Q),
+    );
+    let depthwise = conv_params(3, BIG, [BIG, BIG, 1, 1], 67);
+    c.add("depthwise of 67 channels, dilation 2^31-1", conv([1, 5, 5, 67], Q, [67, 2, 2, 1], depthwise, max, Q));
+    let pointwise = conv_params(BIG, 1, [0; 4], 1);
+    c.add("pointwise conv of 61 channels at stride 2^31-1", conv([1, 9, 9, 61], Q, [33, 1, 1, 61], pointwise, min, Q));
     // Weights packed for one group (no layout holds 2^31-1 of them).
     let groups = conv_params(1, 1, [0; 4], BIG).words();
     let b = model(OpKind::Conv2d, &[Tensor(&one, Q)], |w| PLAIN.conv(w, one, 1), Tensor(&one, Q), &groups);
@@ -354,6 +365,14 @@ fn elementwise_cases(c: &mut Cases) {
             model(kind, &[scalar, scalar], |_| vec![], Tensor(&[], q(MAX_SCALE, 0)), &act.words()),
         );
     }
+    let (a, b) = (Tensor(&[1, 7, 7, 67], q(MAX_SCALE, 127)), Tensor(&[1, 7, 7, 67], q(SUBNORMAL, -128)));
+    let y = Tensor(a.0, q(SUBNORMAL, 0));
+    c.add(
+        "Add of equal shapes, scales 2^40 and subnormal",
+        model(OpKind::Add, &[a, b], |_| vec![], y, &Act::NONE.words()),
+    );
+    let y = Tensor(a.0, q(MAX_SCALE, 0));
+    c.add("Add of equal shapes into scale 2^40", model(OpKind::Add, &[b, a], |_| vec![], y, &Act::NONE.words()));
     let (a, b) = (Tensor(&[2, 3], Q), Tensor(&[3, 3], Q));
     c.add(
         "Add of shapes that do not broadcast",
@@ -546,7 +565,8 @@ fn all_cases() -> Vec<(String, Vec<u8>)> {
 
 /// What one case did.
 enum Outcome {
-    /// Loaded, ran, and every output read back finite (or refused by `Err`).
+    /// Loaded, ran, and every output read back finite and as the scalar
+    /// kernels compute it (or refused by `Err`).
     Ran,
     /// The loader rejected it with this message.
     Rejected(String),
@@ -580,8 +600,9 @@ fn describe(model: &Model<'_>) {
     assert!(!text.is_empty());
 }
 
-/// Loads, describes and (within [`LIMITS`]) runs one file. `Err` names a
-/// non-finite output.
+/// Loads, describes and (within [`LIMITS`]) runs one file with the best
+/// kernels and with the scalar ones. `Err` names a non-finite output or a
+/// difference between the two.
 fn exercise(bytes: &[u8]) -> Result<Outcome, String> {
     let file = AlignedBytes::copy_of(bytes);
     let model = match Model::from_bytes(&file) {
@@ -592,27 +613,45 @@ fn exercise(bytes: &[u8]) -> Result<Outcome, String> {
     if model.check_limits(LIMITS).is_err() {
         return Ok(Outcome::Refused);
     }
-    let mut session = match Session::new(&model) {
-        Ok(session) => session,
+    let best = match Session::new(&model) {
+        Ok(session) => run(session)?,
         Err(e) => return Ok(Outcome::NoSession(e.to_string())),
     };
-    let inputs: Vec<(DType, usize)> = model.inputs().map(|t| (t.dtype, t.shape.elements())).collect();
-    for (i, &(dtype, n)) in inputs.iter().enumerate() {
-        // An `Err` here is an answer too; the run then reads zeros.
-        let _ =
-            if dtype == DType::I8 { session.set_input_i8(i, &int8s(n)) } else { session.set_input_f32(i, &reals(n)) };
-    }
-    session.run();
-    let outputs: Vec<usize> = model.outputs().map(|t| t.shape.elements()).collect();
-    for (i, &n) in outputs.iter().enumerate() {
-        let mut values = vec![0f32; n];
-        if session.output_f32(i, &mut values).is_ok() {
-            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-                return Err(format!("output {i} element {k} is {}", values[k]));
-            }
+    // The scalar kernels are the specification: the SIMD ones must match
+    // them bit for bit on extremes too.
+    let session = Session::with_options(&model, SessionOptions::isa(Isa::Scalar)).map_err(|e| e.to_string())?;
+    let scalar = run(session)?;
+    for (i, (best, scalar)) in best.iter().zip(&scalar).enumerate() {
+        if let Some(k) = (0..best.len()).find(|&k| best[k].to_bits() != scalar[k].to_bits()) {
+            return Err(format!("output {i} element {k} is {}, the scalar kernels give {}", best[k], scalar[k]));
         }
     }
     Ok(Outcome::Ran)
+}
+
+/// Sets every input, runs, and reads every output; `Err` names a
+/// non-finite output. An output the accessor refuses reads as empty.
+fn run(mut session: Session<'_>) -> Result<Vec<Vec<f32>>, String> {
+    let model = session.model();
+    for (i, t) in model.inputs().enumerate() {
+        let n = t.shape.elements();
+        // An `Err` here is an answer too; the run then reads zeros.
+        let _ =
+            if t.dtype == DType::I8 { session.set_input_i8(i, &int8s(n)) } else { session.set_input_f32(i, &reals(n)) };
+    }
+    session.run();
+    let mut outputs = Vec::new();
+    for (i, t) in model.outputs().enumerate() {
+        let mut values = vec![0f32; t.shape.elements()];
+        if session.output_f32(i, &mut values).is_err() {
+            values.clear();
+        }
+        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!("output {i} element {k} is {}", values[k]));
+        }
+        outputs.push(values);
+    }
+    Ok(outputs)
 }
 
 fn panic_message(panic: Box<dyn core::any::Any + Send>) -> String {
