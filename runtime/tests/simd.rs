@@ -7,7 +7,7 @@
 
 mod support;
 
-use kiln_runtime::format::{AlignedBytes, ModelWriter, TensorId};
+use kiln_runtime::format::{AlignedBytes, ModelWriter, TensorId, MAX_SCALE};
 use kiln_runtime::ops::{Act, Conv2d};
 use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
 use support::Rng;
@@ -56,12 +56,13 @@ fn zero_point(rng: &mut Rng) -> i32 {
 }
 
 /// Multipliers for accumulators of `terms` products, mostly spreading the
-/// outputs over int8; now and then saturating, infinite or NaN.
+/// outputs over int8; now and then saturating or the largest finite f32
+/// (files hold finite multipliers only; products can still be infinite).
 fn multipliers(rng: &mut Rng, n: usize, terms: usize) -> Vec<f32> {
     (0..n)
         .map(|_| match rng.next() % 40 {
-            0 => f32::NAN,
-            1 => f32::INFINITY,
+            0 => f32::MAX,
+            1 => -f32::MAX,
             2 => 1e30,
             3 => 0.0,
             _ => rng.f32_in(0.05, 4.0) / (terms as f32 * 40.0).sqrt() / 40.0,
@@ -225,7 +226,7 @@ fn add_matches_scalar() {
         let dims = [1, r(1, 9), r(1, 9), r(1, 40)];
         let b_dims = if i % 4 == 0 { vec![dims[3]] } else { dims.to_vec() };
         let mut w = ModelWriter::new();
-        let scale = |rng: &mut Rng| [rng.f32_in(0.01, 1.0), 1e-30, 1e30][(rng.next() % 20).min(2) as usize];
+        let scale = |rng: &mut Rng| [rng.f32_in(0.01, 1.0), 1e-30, MAX_SCALE][(rng.next() % 20).min(2) as usize];
         let a = w.activation("a", DType::I8, &dims, q(scale(&mut rng), zero_point(&mut rng)));
         let bq = q(scale(&mut rng), zero_point(&mut rng));
         let b = w.constant(

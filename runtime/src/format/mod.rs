@@ -99,7 +99,7 @@ mod writer;
 
 pub use aligned::{Aligned, AlignedBytes};
 pub use reader::Reader;
-pub use tensor::{DType, Quant, Shape, Storage, TensorDesc};
+pub use tensor::{DType, Quant, Shape, Storage, TensorDesc, MAX_SCALE};
 pub use writer::{ModelWriter, TensorId};
 
 /// The eight bytes every `.kiln` file starts with.
