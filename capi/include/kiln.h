@@ -135,12 +135,15 @@ void kiln_model_free(kiln_model *model);
 
 /*
  * Refuses a model that needs more than the caller can spare: an arena over
- * max_arena_bytes, or an activation of more than max_tensor_elements elements
- * (KILN_ERR_LIMIT, the message says which). Loading checks that a file is
- * consistent, not that it is small: an application that opens files it did
- * not make calls this before kiln_session_create. SIZE_MAX means no limit.
+ * max_arena_bytes, an activation of more than max_tensor_elements elements,
+ * or more than max_work steps per run (multiply-adds, window and tensor
+ * elements: a small file can take hours) (KILN_ERR_LIMIT, the message says
+ * which). Loading checks that a file is consistent, not that it is small:
+ * an application that opens files it did not make calls this before
+ * kiln_session_create. SIZE_MAX and UINT64_MAX mean no limit.
  */
-kiln_status kiln_model_check_limits(const kiln_model *model, size_t max_arena_bytes, size_t max_tensor_elements);
+kiln_status kiln_model_check_limits(const kiln_model *model, size_t max_arena_bytes, size_t max_tensor_elements,
+                                    uint64_t max_work);
 
 /*
  * The arena a session over caller memory needs: *size bytes starting on an

@@ -112,7 +112,8 @@ pub(crate) unsafe fn loaded<'a>(model: *const KilnModel) -> Result<&'a Loaded, F
     Ok(&unsafe { args::handle(model, "model") }?.loaded)
 }
 
-/// Refuses a model whose arena or largest activation is over the caller's limits.
+/// Refuses a model whose arena, largest activation or work per run is over
+/// the caller's limits.
 ///
 /// # Safety
 /// `model` is NULL or a live handle.
@@ -121,9 +122,10 @@ pub unsafe extern "C" fn kiln_model_check_limits(
     model: *const KilnModel,
     max_arena_bytes: usize,
     max_tensor_elements: usize,
+    max_work: u64,
 ) -> KilnStatus {
     guard(|| {
-        let limits = Limits { arena_bytes: max_arena_bytes, tensor_elements: max_tensor_elements };
+        let limits = Limits { arena_bytes: max_arena_bytes, tensor_elements: max_tensor_elements, work: max_work };
         // SAFETY: the caller's contract above.
         unsafe { loaded(model) }?.model.check_limits(limits)?;
         Ok(())

@@ -7,10 +7,10 @@ use kiln_runtime::format::{self, AlignedBytes};
 use kiln_runtime::{Limits, Model, Session};
 use libfuzzer_sys::fuzz_target;
 
-/// A valid model may legitimately need a large arena; the fuzzer's inputs
-/// are small, and a session for them should be too: the caller's limits
-/// (the path a board application takes) refuse the rest.
-const LIMITS: Limits = Limits { arena_bytes: 16 << 20, tensor_elements: 16 << 20 };
+/// A valid model may legitimately need a large arena or long runs; the
+/// fuzzer's inputs are small, and a session for them should be too: the
+/// caller's limits (the path a board application takes) refuse the rest.
+const LIMITS: Limits = Limits { arena_bytes: 16 << 20, tensor_elements: 16 << 20, work: 1 << 30 };
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = AlignedBytes::copy_of(data);

@@ -61,9 +61,9 @@ pub enum Error {
         /// What is too large ("arena bytes", "elements of tensor `NAME`").
         what: String,
         /// How large the model has it.
-        size: usize,
+        size: u64,
         /// The caller's limit.
-        limit: usize,
+        limit: u64,
     },
     /// An input value that is NaN or infinite.
     NotFinite {

@@ -60,11 +60,15 @@ pub struct Limits {
     /// The most elements any one activation may hold (constants are in
     /// the file, whose size the caller already knows).
     pub tensor_elements: usize,
+    /// The most steps one run may take ([`Model::work`]): a small arena
+    /// does not bound time (an average over a 2048 x 2048 window at every
+    /// pixel of a 4096 x 4096 image fits in 32 MiB and runs for hours).
+    pub work: u64,
 }
 
 impl Limits {
     /// No caps beyond what the format itself allows.
-    pub const NONE: Limits = Limits { arena_bytes: usize::MAX, tensor_elements: usize::MAX };
+    pub const NONE: Limits = Limits { arena_bytes: usize::MAX, tensor_elements: usize::MAX, work: u64::MAX };
 }
 
 /// What [`Model::info`] reports.
@@ -219,7 +223,7 @@ impl<'a> Model<'a> {
     /// reasonable).
     pub fn check_limits(&self, limits: Limits) -> Result<(), Error> {
         if self.arena_size > limits.arena_bytes {
-            let (size, limit) = (self.arena_size, limits.arena_bytes);
+            let (size, limit) = (self.arena_size as u64, limits.arena_bytes as u64);
             return Err(Error::OverLimit { what: "arena bytes".into(), size, limit });
         }
         let over = (0..self.tensors.len()).find(|&t| {
@@ -228,10 +232,41 @@ impl<'a> Model<'a> {
         });
         if let Some(t) = over {
             let what = alloc::format!("elements in tensor `{}`", self.tensor_info(t).name);
-            let (size, limit) = (self.tensors[t].shape.elements(), limits.tensor_elements);
+            let (size, limit) = (self.tensors[t].shape.elements() as u64, limits.tensor_elements as u64);
             return Err(Error::OverLimit { what, size, limit });
         }
+        let work = self.work();
+        if work > limits.work {
+            return Err(Error::OverLimit { what: "steps a run".into(), size: work, limit: limits.work });
+        }
         Ok(())
+    }
+
+    /// An upper bound on the steps one run takes: multiply-adds for
+    /// convolutions and fully connected layers, the window's elements
+    /// inside the image for pooling, and every input and output element of
+    /// every operator (saturating at `u64::MAX`).
+    pub fn work(&self) -> u64 {
+        let elements = |t: usize| self.tensors[t].shape.elements() as u64;
+        self.nodes.iter().fold(0u64, |total, node| {
+            let inputs = self.node_inputs(node).iter().filter(|&&t| t != ABSENT);
+            let outputs = elements(node.output);
+            let per_output = match node.op {
+                // Weights are [out, kh, kw, in / groups] or [out, in].
+                Op::Conv2d(_) | Op::FullyConnected(_) => {
+                    let weights = self.tensors[self.node_inputs(node)[1]].shape;
+                    weights.elements() as u64 / weights.dims()[0].max(1) as u64
+                }
+                // Only the window's part inside the image is read.
+                Op::MaxPool(p) | Op::AvgPool(p) => {
+                    let [_, h, w, _] = self.tensors[self.node_inputs(node)[0]].shape.nhwc();
+                    (p.kernel[0].min(h) as u64).saturating_mul(p.kernel[1].min(w) as u64)
+                }
+                _ => 1,
+            };
+            let reads = inputs.fold(0u64, |sum, &t| sum.saturating_add(elements(t)));
+            total.saturating_add(outputs.saturating_mul(per_output)).saturating_add(reads)
+        })
     }
 
     /// Sizes and counts, for reports and `kiln inspect`.

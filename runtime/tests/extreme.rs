@@ -24,7 +24,8 @@ use kiln_runtime::{DType, Isa, Limits, Model, OpKind, Quant, Session, SessionOpt
 
 /// The memory a host loading untrusted files might spare: larger models
 /// are refused before any session is made.
-const LIMITS: Limits = Limits { arena_bytes: 64 << 20, tensor_elements: 16 << 20 };
+/// Its work limit, 2^32 steps, is a few seconds of scalar kernels.
+const LIMITS: Limits = Limits { arena_bytes: 64 << 20, tensor_elements: 16 << 20, work: 1 << 32 };
 /// How long one case may take to load, run and be read back.
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest positive `i32` parameter word, as a size.
@@ -497,6 +498,11 @@ fn unary_cases(c: &mut Cases) {
 
 fn window_cases(c: &mut Cases) {
     for kind in [OpKind::MaxPool, OpKind::AvgPool] {
+        // 32 MiB of arena, 7e13 steps: only the work limit refuses it.
+        c.add(
+            format!("{kind:?} window 2048 at every pixel of 4096x4096, pads 1023"),
+            pool(kind, [1, 4096, 4096, 1], 2048, 1, 1023, false),
+        );
         c.add(
             format!("{kind:?} window 2^31-1 over one pixel, pads 2^30"),
             pool(kind, [1, 1, 1, 3], BIG, 1, 1 << 30, false),

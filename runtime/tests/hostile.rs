@@ -717,10 +717,13 @@ fn an_arena_the_heap_cannot_hold_is_an_error_not_an_abort() {
     let limits = Limits { arena_bytes: 1 << 30, ..Limits::NONE };
     let message = model.check_limits(limits).unwrap_err().to_string();
     assert!(message.contains("281474976710656 arena bytes, more than the 1073741824 allowed"), "{message}");
+    let limits = Limits { work: 1 << 20, ..Limits::NONE };
+    let message = model.check_limits(limits).unwrap_err().to_string();
+    assert!(message.contains("steps a run, more than the 1048576 allowed"), "{message}");
     let limits = Limits { tensor_elements: 1 << 20, ..Limits::NONE };
     let message = model.check_limits(limits).unwrap_err().to_string();
     assert!(message.contains("140737488355328 elements in tensor `x`, more than the 1048576 allowed"), "{message}");
-    model.check_limits(Limits { arena_bytes: 1 << 48, tensor_elements: 1 << 47 }).expect("within the limits");
+    model.check_limits(Limits { arena_bytes: 1 << 48, tensor_elements: 1 << 47, work: u64::MAX }).expect("within");
 }
 
 #[test]

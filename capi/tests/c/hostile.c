@@ -182,10 +182,11 @@ static void sessions(kiln_model *m, const kiln_tensor_info *in, const kiln_tenso
 
     size_t size, align;
     kiln_model_arena_size(m, &size, &align);
-    EXPECT(kiln_model_check_limits(NULL, SIZE_MAX, SIZE_MAX), KILN_ERR_NULL_ARGUMENT, "model is NULL");
-    EXPECT(kiln_model_check_limits(m, size - 1, SIZE_MAX), KILN_ERR_LIMIT, "arena bytes, more than the");
-    EXPECT(kiln_model_check_limits(m, SIZE_MAX, in->elements - 1), KILN_ERR_LIMIT, "elements in tensor");
-    EXPECT(kiln_model_check_limits(m, size, SIZE_MAX), KILN_OK, NULL);
+    EXPECT(kiln_model_check_limits(NULL, SIZE_MAX, SIZE_MAX, UINT64_MAX), KILN_ERR_NULL_ARGUMENT, "model is NULL");
+    EXPECT(kiln_model_check_limits(m, size - 1, SIZE_MAX, UINT64_MAX), KILN_ERR_LIMIT, "arena bytes, more than the");
+    EXPECT(kiln_model_check_limits(m, SIZE_MAX, in->elements - 1, UINT64_MAX), KILN_ERR_LIMIT, "elements in tensor");
+    EXPECT(kiln_model_check_limits(m, SIZE_MAX, SIZE_MAX, 1000000), KILN_ERR_LIMIT, "steps a run, more than the 1000000");
+    EXPECT(kiln_model_check_limits(m, size, SIZE_MAX, UINT64_MAX), KILN_OK, NULL);
     unsigned char *arena = aligned_alloc(KILN_ARENA_ALIGNMENT, (size + 2 * KILN_ARENA_ALIGNMENT) / KILN_ARENA_ALIGNMENT * KILN_ARENA_ALIGNMENT);
     EXPECT(kiln_session_create_with_arena(m, NULL, size, &a), KILN_ERR_NULL_ARGUMENT, "arena is NULL");
     EXPECT(kiln_session_create_with_arena(m, arena, size - 1, &a), KILN_ERR_ARENA, "the model needs");
