@@ -38,7 +38,7 @@ fn other_ops() -> Vec<u8> {
     let g = w.activation("g", DType::I8, &[1, 8, 8, 8], q(0.05, 1));
     w.op(OpKind::Mul, &[f, d], &[g], &Act::NONE.words());
     let h = w.activation("h", DType::I8, &[1, 10, 10, 8], q(0.05, 1));
-    w.op(OpKind::Pad, &[g], &[h], &[0, 1, 1, 0, 0, 1, 1, 0]);
+    w.op(OpKind::Pad, &[g], &[h], &[0, 1, 1, 0, 0, 1, 1, 0, 1]);
     let i = w.activation("i", DType::I8, &[1, 8, 10, 10], q(0.05, 1));
     w.op(OpKind::Transpose, &[h], &[i], &[0, 3, 1, 2]);
     let j = w.activation("j", DType::I8, &[1, 8, 10, 10], q(0.05, 1));
