@@ -11,6 +11,10 @@
 //! anything a kernel cannot run, or a kernel that overflows on what the
 //! loader accepts, fails here by name.
 
+// The kinds are sized for a 64-bit address space (arenas of 2^40 bytes and
+// more); 32-bit targets run hostile.rs.
+#![cfg(target_pointer_width = "64")]
+
 use core::fmt::Write;
 use core::panic::AssertUnwindSafe;
 use core::time::Duration;
