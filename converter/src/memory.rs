@@ -18,7 +18,7 @@ pub fn available() -> Option<usize> {
 /// Bytes of every tensor of `graph` in f32: what calibration holds for one
 /// input (it keeps every tensor's values to take their ranges), and a lower
 /// bound on what tract's float run needs.
-pub fn activation_bytes(graph: &Graph) -> usize {
+fn activation_bytes(graph: &Graph) -> usize {
     graph.tensors.iter().try_fold(0usize, |sum, t| sum.checked_add(f32_bytes(&t.shape)?)).unwrap_or(usize::MAX)
 }
 

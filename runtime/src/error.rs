@@ -58,7 +58,8 @@ pub enum Error {
     },
     /// The model asks for more than the caller's [`crate::Limits`] allow.
     OverLimit {
-        /// What is too large ("arena bytes", "elements of tensor `NAME`").
+        /// What is too large ("arena bytes", "elements in tensor `NAME`",
+        /// "steps a run").
         what: String,
         /// How large the model has it.
         size: u64,

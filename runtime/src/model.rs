@@ -419,23 +419,20 @@ fn read_header(file: &[u8]) -> Result<(usize, [Range<usize>; 5]), Error> {
 /// and after the last one are alignment padding: shorter than
 /// [`format::ALIGN`] and zero. Anything else is data the format does not
 /// describe (trailing bytes, a hidden payload).
-fn check_padding(file: &[u8], table_end: usize, sections: &[Range<usize>]) -> Result<(), Error> {
-    let mut sorted: Vec<Range<usize>> = sections.iter().filter(|r| !r.is_empty()).cloned().collect();
+fn check_padding(file: &[u8], table_end: usize, sections: &[Range<usize>; 5]) -> Result<(), Error> {
+    let mut sorted = sections.clone();
     sorted.sort_by_key(|r| r.start);
-    let mut gaps = Vec::with_capacity(sorted.len() + 1);
     let mut at = table_end;
-    for section in &sorted {
-        gaps.push(at..section.start.max(at));
-        at = at.max(section.end);
-    }
-    gaps.push(at..file.len().max(at));
-    for gap in gaps {
+    let ends = sorted.iter().filter(|r| !r.is_empty()).map(|r| (r.start, r.end));
+    for (start, end) in ends.chain([(file.len(), file.len())]) {
+        let gap = at..start.max(at);
         if gap.len() >= format::ALIGN {
             malformed!("{} bytes at {} belong to no section (trailing or hidden data)", gap.len(), gap.start);
         }
         if let Some(i) = file[gap.clone()].iter().position(|&b| b != 0) {
             malformed!("padding byte {} is {:#04x}, padding is zero", gap.start + i, file[gap.start + i]);
         }
+        at = at.max(end);
     }
     Ok(())
 }

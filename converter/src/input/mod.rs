@@ -58,13 +58,13 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("cannot list {}", dir.display()))?;
-    files.retain(|p| is_npy(p) || images::is_image(p));
     files.retain(|p| {
         let regular = std::fs::metadata(p).is_ok_and(|m| m.is_file());
-        if !regular {
+        let input = is_npy(p) || images::is_image(p);
+        if input && !regular {
             log::warn!("skipping {}: not a regular file (kiln reads regular files only)", p.display());
         }
-        regular
+        input && regular
     });
     files.sort();
     if files.is_empty() {
