@@ -6,13 +6,13 @@ use std::time::Instant;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_converter::calibrate::Method;
-use kiln_converter::import::InputShape;
 use kiln_converter::input::ImageOptions;
-use kiln_converter::Conversion;
+use kiln_converter::{Conversion, Recipe};
 use kiln_runtime::format::AlignedBytes;
 use kiln_runtime::Model;
 
-use crate::inputs::InputArgs;
+use crate::inputs::{InputArgs, ShapeArgs};
+use crate::precision::PrecisionArgs;
 use crate::prune::PruneArgs;
 
 /// A progress bar for `len` steps of `what`.
@@ -41,20 +41,27 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
     }
 }
 
-/// Converts `model` (its input shape fixed by `shape`) with calibration
-/// inputs from `calib`, pruned as `prune` says, and writes `output`.
-pub fn run(
-    model: &Path,
-    shape: Option<&InputShape>,
-    output: &Path,
-    calib: &Path,
-    method: Method,
-    args: &InputArgs,
-    prune: &PruneArgs,
-) -> Result<()> {
+/// The command line's conversion choices beyond the model and its inputs.
+pub struct RecipeArgs<'a> {
+    pub shape: &'a ShapeArgs,
+    pub method: Method,
+    pub prune: &'a PruneArgs,
+    pub precision: &'a PrecisionArgs,
+}
+
+/// Converts `model` with calibration inputs from `calib` as `recipe` says,
+/// and writes `output`.
+pub fn run(model: &Path, output: &Path, calib: &Path, args: &InputArgs, recipe: &RecipeArgs<'_>) -> Result<()> {
     let start = Instant::now();
     refuse_overwriting_inputs(output, model, calib)?;
-    let done = convert_with(model, shape, calib, &args.image_options()?, method, prune.options()?.as_ref())?;
+    let (prune, precision) = (recipe.prune.options()?, recipe.precision.options()?);
+    let plan = Recipe {
+        shape: recipe.shape.input_shape.as_ref(),
+        method: recipe.method,
+        prune: prune.as_ref(),
+        precision: precision.as_ref(),
+    };
+    let done = convert_with(model, calib, &args.image_options()?, &plan)?;
     let (bytes, calibrated_on) = (&done.bytes, done.samples);
     crate::output::write(output, bytes)?;
 
@@ -78,6 +85,9 @@ pub fn run(
     if let Some(report) = &done.pruning {
         crate::prune::print_report(report, bytes.len(), done.unpruned_bytes);
     }
+    if let Some(report) = &done.precision {
+        crate::precision::print_report(report);
+    }
     Ok(())
 }
 
@@ -92,21 +102,15 @@ fn refuse_overwriting_inputs(output: &Path, model: &Path, calib: &Path) -> Resul
 /// The `.kiln` bytes of `model` calibrated on the inputs in `calib` with
 /// ranges chosen by `method`, with a progress bar, and how many inputs that was.
 pub fn convert(model: &Path, calib: &Path, options: &ImageOptions, method: Method) -> Result<(Vec<u8>, usize)> {
-    let done = convert_with(model, None, calib, options, method, None)?;
+    let recipe = Recipe { shape: None, method, prune: None, precision: None };
+    let done = convert_with(model, calib, options, &recipe)?;
     Ok((done.bytes, done.samples))
 }
 
-/// [`convert`], pruned first when `prune` is given.
-fn convert_with(
-    model: &Path,
-    shape: Option<&InputShape>,
-    calib: &Path,
-    options: &ImageOptions,
-    method: Method,
-    prune: Option<&kiln_converter::prune::Options>,
-) -> Result<Conversion> {
+/// [`convert`] as `recipe` says.
+fn convert_with(model: &Path, calib: &Path, options: &ImageOptions, recipe: &Recipe<'_>) -> Result<Conversion> {
     let bar = progress(0, "calibrating");
-    let converted = kiln_converter::convert_pruned(model, shape, calib, options, method, prune, |done, total| {
+    let converted = kiln_converter::convert_with(model, calib, options, recipe, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });

@@ -13,6 +13,7 @@ mod inputs;
 mod inspect;
 mod layers;
 mod output;
+mod precision;
 mod prune;
 mod run;
 mod sweep;
@@ -56,6 +57,8 @@ enum Command {
         shape: ShapeArgs,
         #[command(flatten)]
         prune: prune::PruneArgs,
+        #[command(flatten)]
+        precision: precision::PrecisionArgs,
     },
     /// Say, in seconds and without calibration data, whether kiln converts
     /// an ONNX model: every op type with its count and what kiln does with
@@ -123,8 +126,9 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match Cli::parse().command {
-        Command::Convert { model, output, calib, ranges, inputs, shape, prune } => {
-            convert::run(&model, shape.input_shape.as_ref(), &output, &calib, ranges, &inputs, &prune)
+        Command::Convert { model, output, calib, ranges, inputs, shape, prune, precision } => {
+            let recipe = convert::RecipeArgs { shape: &shape, method: ranges, prune: &prune, precision: &precision };
+            convert::run(&model, &output, &calib, &inputs, &recipe)
         }
         Command::Check { model, shape } => check::run(&model, shape.input_shape.as_ref()),
         Command::Run { model, inputs, options } => run::run(&model, &inputs, &options),

@@ -84,7 +84,8 @@ typedef enum kiln_dtype {
     KILN_DTYPE_U8 = 2,    /* unsigned 8-bit */
     KILN_DTYPE_I32 = 3,   /* signed 32-bit */
     KILN_DTYPE_F32 = 4,   /* IEEE binary32 */
-    KILN_DTYPE_PACKED = 5 /* packed weights: never an input or output */
+    KILN_DTYPE_PACKED = 5, /* packed weights: never an input or output */
+    KILN_DTYPE_F16 = 6     /* IEEE binary16 float weights: never an input or output */
 } kiln_dtype;
 
 /* One input or output of a model. */

@@ -24,6 +24,8 @@ pub enum KilnDtype {
     F32 = 4,
     /// Packed int8 weights (constants only: never an input or output).
     Packed = 5,
+    /// IEEE binary16 float weights (constants only: never an input or output).
+    F16 = 6,
 }
 
 impl From<DType> for KilnDtype {
@@ -34,6 +36,7 @@ impl From<DType> for KilnDtype {
             DType::I32 => KilnDtype::I32,
             DType::F32 => KilnDtype::F32,
             DType::Packed => KilnDtype::Packed,
+            DType::F16 => KilnDtype::F16,
         }
     }
 }

@@ -115,6 +115,7 @@ fn dtype_name(d: KilnDtype) -> &'static str {
         KilnDtype::I32 => "KILN_DTYPE_I32",
         KilnDtype::F32 => "KILN_DTYPE_F32",
         KilnDtype::Packed => "KILN_DTYPE_PACKED",
+        KilnDtype::F16 => "KILN_DTYPE_F16",
     }
 }
 
@@ -145,7 +146,7 @@ fn header_enums_have_the_library_values() {
         assert_eq!(constant(&h, status_name(s)), s as i64, "{s:?}");
     }
     assert_eq!(h.matches("KILN_ERR_").count() + 1, statuses.len(), "kiln.h has a status the library lacks");
-    let dtypes = [KilnDtype::I8, KilnDtype::U8, KilnDtype::I32, KilnDtype::F32, KilnDtype::Packed];
+    let dtypes = [KilnDtype::I8, KilnDtype::U8, KilnDtype::I32, KilnDtype::F32, KilnDtype::Packed, KilnDtype::F16];
     for d in dtypes {
         assert_eq!(constant(&h, dtype_name(d)), d as i64, "{d:?}");
     }

@@ -38,6 +38,7 @@ pub mod memory;
 pub mod metrics;
 pub mod passes;
 pub mod plan;
+pub mod precision;
 pub mod prune;
 pub mod quantize;
 pub mod reference;
@@ -88,13 +89,13 @@ pub struct Conversion {
     pub pruning: Option<prune::Report>,
     /// The size of the file without pruning (ranges do not change it).
     pub unpruned_bytes: usize,
+    /// What mixed precision measured and chose, if it was asked for.
+    pub precision: Option<precision::Report>,
 }
 
 /// [`convert`], with the input's symbolic dimensions fixed by `shape`, and
-/// pruning the model first when `prune` is given (scored and recovered on
-/// the calibration inputs). A pruned model no longer computes
-/// the ONNX model's tensors, so its ranges come from the IR interpreter
-/// instead of tract.
+/// pruning the model first when `prune` is given: [`convert_with`] with
+/// every layer in int8.
 pub fn convert_pruned(
     path: &Path,
     shape: Option<&import::InputShape>,
@@ -104,8 +105,37 @@ pub fn convert_pruned(
     prune: Option<&prune::Options>,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Conversion> {
+    convert_with(path, calib, options, &Recipe { shape, method, prune, precision: None }, progress)
+}
+
+/// What a conversion does beyond reading the model and its calibration
+/// inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct Recipe<'a> {
+    /// Fixes the input's symbolic dimensions.
+    pub shape: Option<&'a import::InputShape>,
+    /// How activation ranges are chosen.
+    pub method: calibrate::Method,
+    /// Prunes the model first (scored and recovered on the calibration
+    /// inputs). A pruned model no longer computes the ONNX model's
+    /// tensors, so its ranges come from the IR interpreter instead of tract.
+    pub prune: Option<&'a prune::Options>,
+    /// Runs layers in float (named, or chosen on the calibration inputs).
+    pub precision: Option<&'a precision::Options>,
+}
+
+/// Converts the ONNX model at `path` as `recipe` says, calibrated on every
+/// input in the folder `calib` (read with `options`); `progress` is called
+/// after each calibration input with (done, total).
+pub fn convert_with(
+    path: &Path,
+    calib: &Path,
+    options: &input::ImageOptions,
+    recipe: &Recipe<'_>,
+    progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Conversion> {
     use anyhow::Context;
-    let (onnx, mut graph) = load_ir_shaped(path, shape)?;
+    let (onnx, mut graph) = load_ir_shaped(path, recipe.shape)?;
     log::info!("{}: {} operators after folding", path.display(), graph.nodes.len());
     options.check()?;
     let context = || format!("reading calibration inputs from {}", calib.display());
@@ -117,12 +147,13 @@ pub fn convert_pruned(
         .collect::<anyhow::Result<_>>()
         .with_context(context)?;
     let unpruned = graph.clone();
-    let inputs: Vec<Vec<f32>> = match prune {
-        Some(_) => samples.iter().map(|s| ir::layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect(),
-        None => Vec::new(),
+    let inputs: Vec<Vec<f32>> = match (recipe.prune, recipe.precision) {
+        (None, None) => Vec::new(),
+        _ => samples.iter().map(|s| ir::layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect(),
     };
-    let pruning = prune.map(|options| prune::prune(&mut graph, &inputs, options)).transpose()?;
+    let pruning = recipe.prune.map(|options| prune::prune(&mut graph, &inputs, options)).transpose()?;
     let pruned = pruning.as_ref().is_some_and(prune::Report::pruned_any);
+    let method = recipe.method;
     let ranges = if pruned {
         calibrate::calibrate_ir(&graph, &samples, &onnx.input_shape, method, progress)?
     } else {
@@ -133,7 +164,7 @@ pub fn convert_pruned(
     let images = samples.iter().all(|s| !s.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")));
     let input_range = images.then(|| options.value_range());
     let mut bytes = quantize::quantize(&graph, &ranges, input_range)?;
-    if pruned && prune.is_some_and(|p| p.bias_correction) {
+    if pruned && recipe.prune.is_some_and(|p| p.bias_correction) {
         let layers = bias_correction::correct(&mut graph, &bytes, &inputs)?;
         log::info!("bias correction: {layers} layers");
         bytes = quantize::quantize(&graph, &ranges, input_range)?;
@@ -143,5 +174,14 @@ pub fn convert_pruned(
         Some(_) => quantize::quantize(&unpruned, &ranges, input_range)?.len(),
         None => bytes.len(),
     };
-    Ok(Conversion { bytes, samples: samples.len(), pruning, unpruned_bytes })
+    let mixed = match recipe.precision {
+        Some(p) => {
+            let judge = precision::Judge::new(&graph, &ranges, input_range, &inputs)?;
+            let (precision, report) = precision::plan(&judge, p)?;
+            bytes = judge.bytes(&precision)?;
+            Some(report)
+        }
+        None => None,
+    };
+    Ok(Conversion { bytes, samples: samples.len(), pruning, unpruned_bytes, precision: mixed })
 }

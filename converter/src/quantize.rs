@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use kiln_runtime::format::{ModelWriter, TensorId as KTensor, ALIGN};
-use kiln_runtime::ops::{self as kops, Act, CoordTransform, NearestMode, ResizeMode};
+use kiln_runtime::ops::{self as kops, Act, Binary, Bounds, CoordTransform, NearestMode, ResizeMode, Unary};
 use kiln_runtime::quant::{lut, softmax_table};
 use kiln_runtime::{DType, OpKind, Quant};
 
@@ -61,28 +61,69 @@ fn act_range(clamp: Option<(f32, f32)>, q: Quant) -> Act {
 /// domain of the graph input instead of its calibrated range: for images,
 /// the range every pixel can take, so that 0..255 quantizes exactly.
 pub fn quantize(graph: &Graph, ranges: &[Option<Range>], input_range: Option<Range>) -> Result<Vec<u8>> {
-    Emitter::new(graph, ranges, input_range).run()
+    quantize_mixed(graph, ranges, input_range, &Precision::int8(graph))
+}
+
+/// Which nodes of a graph run in float, and how float weights are stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Precision {
+    /// Per node, in graph order: whether it runs in float.
+    pub float: Vec<bool>,
+    /// [`DType::F16`] or [`DType::F32`].
+    pub weights: DType,
+}
+
+impl Precision {
+    /// Every node in int8.
+    pub fn int8(graph: &Graph) -> Self {
+        Precision { float: vec![false; graph.nodes.len()], weights: DType::F16 }
+    }
+}
+
+/// [`quantize`], with the nodes `precision` names running in float: the
+/// int8 tensors they read are dequantized, and the float tensors that int8
+/// nodes read are quantized with their calibrated ranges. A graph output
+/// computed in float stays f32.
+pub fn quantize_mixed(
+    graph: &Graph,
+    ranges: &[Option<Range>],
+    input_range: Option<Range>,
+    precision: &Precision,
+) -> Result<Vec<u8>> {
+    Emitter::new(graph, ranges, input_range, precision).run()
 }
 
 struct Emitter<'g> {
     graph: &'g Graph,
     ranges: &'g [Option<Range>],
     writer: ModelWriter,
-    /// The kiln tensor and quantization of each IR tensor emitted so far.
+    /// The kiln tensor and quantization of each IR tensor emitted so far
+    /// in int8.
     emitted: Vec<Option<(KTensor, Quant)>>,
+    /// The kiln tensor of each IR tensor emitted so far in f32.
+    floats: Vec<Option<KTensor>>,
+    precision: &'g Precision,
     /// Per emitted operator: its activation inputs and output, for the planner.
     steps: Vec<(Vec<KTensor>, KTensor)>,
+    /// Every activation and its size in bytes.
     activations: Vec<(KTensor, usize)>,
     input_range: Option<Range>,
 }
 
 impl<'g> Emitter<'g> {
-    fn new(graph: &'g Graph, ranges: &'g [Option<Range>], input_range: Option<Range>) -> Self {
+    fn new(
+        graph: &'g Graph,
+        ranges: &'g [Option<Range>],
+        input_range: Option<Range>,
+        precision: &'g Precision,
+    ) -> Self {
         Emitter {
             graph,
             ranges,
             writer: ModelWriter::new(),
             emitted: vec![None; graph.tensors.len()],
+            floats: vec![None; graph.tensors.len()],
+            precision,
             steps: Vec::new(),
             activations: Vec::new(),
             input_range,
@@ -101,22 +142,63 @@ impl<'g> Emitter<'g> {
             .with_context(|| format!("no calibrated range for tensor `{}`", self.name(t)))
     }
 
-    fn activation(&mut self, name: &str, dims: &[usize], quant: Quant) -> KTensor {
-        let t = self.writer.activation(name, DType::I8, dims, quant);
-        self.activations.push((t, dims.iter().product()));
+    fn activation(&mut self, name: &str, dtype: DType, dims: &[usize], quant: Quant) -> KTensor {
+        let t = self.writer.activation(name, dtype, dims, quant);
+        self.activations.push((t, dims.iter().product::<usize>() * dtype.size()));
         t
     }
 
-    /// Declares IR tensor `t` with quantization `quant`.
+    /// Declares IR tensor `t` in int8 with quantization `quant`.
     fn declare(&mut self, t: TensorId, quant: Quant) -> KTensor {
         let dims = self.graph.tensors[t].shape.clone();
-        let k = self.activation(&self.name(t), &dims, quant);
+        let k = self.activation(&self.name(t), DType::I8, &dims, quant);
         self.emitted[t] = Some((k, quant));
         k
     }
 
-    fn input(&self, t: TensorId) -> Result<(KTensor, Quant)> {
-        self.emitted[t].with_context(|| format!("tensor `{}` is read before it is computed", self.name(t)))
+    /// Declares IR tensor `t` in f32.
+    fn declare_float(&mut self, t: TensorId) -> KTensor {
+        let dims = self.graph.tensors[t].shape.clone();
+        let k = self.activation(&self.name(t), DType::F32, &dims, Quant::IDENTITY);
+        self.floats[t] = Some(k);
+        k
+    }
+
+    /// The int8 form of IR tensor `t`, quantizing its float form with its
+    /// calibrated range the first time it is asked for.
+    fn input(&mut self, t: TensorId) -> Result<(KTensor, Quant)> {
+        if let Some(done) = self.emitted[t] {
+            return Ok(done);
+        }
+        let f = self.floats[t].with_context(|| format!("tensor `{}` is read before it is computed", self.name(t)))?;
+        let quant = activation_quant(self.range(t)?);
+        let dims = self.graph.tensors[t].shape.clone();
+        let q = self.activation(&format!("{}.q", self.name(t)), DType::I8, &dims, quant);
+        self.op(OpKind::Quantize, &[f], &[f], q, &[]);
+        self.emitted[t] = Some((q, quant));
+        Ok((q, quant))
+    }
+
+    /// The f32 form of IR tensor `t`, dequantizing its int8 form the first
+    /// time it is asked for.
+    fn float_input(&mut self, t: TensorId) -> Result<KTensor> {
+        if let Some(done) = self.floats[t] {
+            return Ok(done);
+        }
+        let (q, _) = self.input(t)?;
+        let dims = self.graph.tensors[t].shape.clone();
+        let f = self.activation(&format!("{}.f32", self.name(t)), DType::F32, &dims, Quant::IDENTITY);
+        self.op(OpKind::Dequantize, &[q], &[q], f, &[]);
+        self.floats[t] = Some(f);
+        Ok(f)
+    }
+
+    /// The form a graph output is read in: f32 if it was computed in float.
+    fn output(&mut self, t: TensorId) -> Result<KTensor> {
+        match self.floats[t] {
+            Some(f) => Ok(f),
+            None => Ok(self.input(t)?.0),
+        }
     }
 
     fn op(&mut self, kind: OpKind, inputs: &[KTensor], activations: &[KTensor], out: KTensor, params: &[i32]) {
@@ -131,10 +213,11 @@ impl<'g> Emitter<'g> {
             None => self.range(g.input)?,
         });
         let input = self.declare(g.input, input_quant);
-        for node in &g.nodes {
-            self.node(node).with_context(|| format!("quantizing node `{}` ({})", node.name, node.op.name()))?;
+        for (node, &float) in g.nodes.iter().zip(&self.precision.float) {
+            let done = if float { self.float_node(node) } else { self.node(node) };
+            done.with_context(|| format!("quantizing node `{}` ({})", node.name, node.op.name()))?;
         }
-        let outputs = g.outputs.iter().map(|&t| Ok(self.input(t)?.0)).collect::<Result<Vec<_>>>()?;
+        let outputs = g.outputs.iter().map(|&t| self.output(t)).collect::<Result<Vec<_>>>()?;
         self.writer.inputs(&[input]);
         self.writer.outputs(&outputs);
         self.place(input, &outputs);
@@ -327,6 +410,118 @@ impl<'g> Emitter<'g> {
         Ok(())
     }
 
+    /// Emits `node` in float; [`float_capable`] said it can be.
+    fn float_node(&mut self, node: &crate::ir::Node) -> Result<()> {
+        let out = node.output;
+        let x = self.float_input(node.inputs[0])?;
+        let dims = self.graph.tensors[out].shape.clone();
+        let wtype = self.precision.weights;
+        match &node.op {
+            Op::Conv2d { weights, weight_shape, bias, stride, dilation, pads, groups, activation, .. } => {
+                let [o, kh, kw, cg] = *weight_shape;
+                let hwio = output_channel_last(weights, o);
+                let w = self.writer.float_constant(&format!("{}.weight", node.name), wtype, &[kh, kw, cg, o], &hwio);
+                let conv =
+                    kops::Conv2d { stride: *stride, dilation: *dilation, pad: *pads, groups: *groups, act: Act::NONE };
+                let p = kops::FloatConv2d { conv, bounds: bounds(activation.clamp) };
+                let inputs = self.float_affine(&node.name, x, w, bias, activation, o);
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatConv2d, &inputs, &[x], y, &p.words());
+            }
+            Op::FullyConnected { weights, out_features, bias, activation } => {
+                let o = *out_features;
+                let io = output_channel_last(weights, o);
+                let w = self.writer.float_constant(&format!("{}.weight", node.name), wtype, &[io.len() / o, o], &io);
+                let inputs = self.float_affine(&node.name, x, w, bias, activation, o);
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatFullyConnected, &inputs, &[x], y, &bounds(activation.clamp).words());
+            }
+            Op::ScaleShift { scale, shift } => {
+                // A 1x1 depthwise convolution, as in int8.
+                let c = *dims.last().unwrap_or(&1);
+                let per = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                let w: Vec<f32> = (0..c).map(|i| per(scale, i)).collect();
+                let b: Vec<f32> = (0..c).map(|i| per(shift, i)).collect();
+                let wt = self.writer.float_constant(&format!("{}.weight", node.name), wtype, &[1, 1, 1, c], &w);
+                let conv = kops::Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: c, act: Act::NONE };
+                let p = kops::FloatConv2d { conv, bounds: Bounds::NONE };
+                let inputs = self.float_affine(&node.name, x, wt, &b, &FusedActivation::default(), c);
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatConv2d, &inputs, &[x], y, &p.words());
+            }
+            Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => {
+                let b = self.float_input(node.inputs[1])?;
+                let f = match node.op {
+                    Op::Add => Binary::Add,
+                    Op::Sub => Binary::Sub,
+                    Op::Max => Binary::Max,
+                    Op::Min => Binary::Min,
+                    _ => Binary::Mul,
+                };
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatBinary, &[x, b], &[x, b], y, &[f as i32]);
+            }
+            Op::Concat { axis } => {
+                let parts = node.inputs.iter().map(|&t| self.float_input(t)).collect::<Result<Vec<_>>>()?;
+                let y = self.declare_float(out);
+                self.op(OpKind::Concat, &parts, &parts, y, &[*axis as i32]);
+            }
+            Op::Reshape { .. } => {
+                let y = self.declare_float(out);
+                self.op(OpKind::Reshape, &[x], &[x], y, &[]);
+            }
+            Op::Transpose { perm } => {
+                let y = self.declare_float(out);
+                let words: Vec<i32> = perm.iter().map(|&p| p as i32).collect();
+                self.op(OpKind::Transpose, &[x], &[x], y, &words);
+            }
+            Op::Slice { start, step, .. } => {
+                let y = self.declare_float(out);
+                let mut words: Vec<i32> = start.iter().map(|&s| s as i32).collect();
+                words.extend(step.iter().map(|&s| s as i32));
+                self.op(OpKind::Slice, &[x], &[x], y, &words);
+            }
+            Op::Softmax { .. } => {
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatSoftmax, &[x], &[x], y, &[]);
+            }
+            Op::Reduce { max } => {
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatReduce, &[x], &[x], y, &[i32::from(*max)]);
+            }
+            op => {
+                let Some((f, a, b)) = unary(op) else {
+                    bail!("{} has no float kernel", op.name());
+                };
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatUnary, &[x], &[x], y, &[f as i32, a.to_bits() as i32, b.to_bits() as i32]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The inputs of a float convolution or fully connected layer with `o`
+    /// outputs: `x`, the weights `w`, the bias and the optional slope.
+    fn float_affine(
+        &mut self,
+        name: &str,
+        x: KTensor,
+        w: KTensor,
+        bias: &[f32],
+        activation: &FusedActivation,
+        o: usize,
+    ) -> [KTensor; 4] {
+        let b = self.writer.constant_f32(&format!("{name}.bias"), bias);
+        let alpha = match &activation.alpha {
+            Some(a) => {
+                let slopes: Vec<f32> = (0..o).map(|c| if a.len() == 1 { a[0] } else { a[c] }).collect();
+                self.writer.constant_f32(&format!("{name}.slope"), &slopes)
+            }
+            None => KTensor::ABSENT,
+        };
+        [x, w, b, alpha]
+    }
+
     /// Emits an elementwise function as a 256-entry table; `code` names it
     /// for listings.
     fn lut(&mut self, node: &crate::ir::Node, code: i32, f: impl Fn(f64) -> f64) -> Result<()> {
@@ -343,7 +538,7 @@ impl<'g> Emitter<'g> {
         let dims = &self.graph.tensors[t].shape;
         let [top, left, bottom, right] = pads;
         let padded = [dims[0], dims[1] + top + bottom, dims[2] + left + right, dims[3]];
-        let y = self.activation(&format!("{}.padded", self.name(t)), &padded, xq);
+        let y = self.activation(&format!("{}.padded", self.name(t)), DType::I8, &padded, xq);
         let words = [0, top as i32, left as i32, 0, 0, bottom as i32, right as i32, 0, quantize_value(value, xq)];
         self.op(OpKind::Pad, &[x], &[x], y, &words);
         y
@@ -383,6 +578,55 @@ impl<'g> Emitter<'g> {
         };
         Ok((wq, [b, m, neg]))
     }
+}
+
+/// Whether `node` of `graph` has a float kernel.
+pub fn float_capable(graph: &Graph, node: &crate::ir::Node) -> bool {
+    let rank = graph.tensors[node.output].shape.len();
+    match &node.op {
+        // The float kernel pads with zeros only.
+        Op::Conv2d { pad_value, pads, .. } => *pad_value == 0.0 || pads.iter().all(|&p| p == 0),
+        Op::ScaleShift { .. } => rank == 4,
+        Op::Softmax { axis } => axis + 1 == rank,
+        Op::FullyConnected { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Max
+        | Op::Min
+        | Op::Concat { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Slice { .. }
+        | Op::Reduce { .. } => true,
+        op => unary(op).is_some(),
+    }
+}
+
+/// The float function of an elementwise IR op, with its two parameters.
+fn unary(op: &Op) -> Option<(Unary, f32, f32)> {
+    Some(match op {
+        Op::Clamp { lo, hi } => (Unary::Clamp, *lo, *hi),
+        Op::Sigmoid => (Unary::Sigmoid, 0.0, 0.0),
+        Op::Tanh => (Unary::Tanh, 0.0, 0.0),
+        Op::Abs => (Unary::Abs, 0.0, 0.0),
+        Op::Neg => (Unary::Neg, 0.0, 0.0),
+        Op::HardSwish => (Unary::HardSwish, 0.0, 0.0),
+        Op::HardSigmoid { alpha, beta } => (Unary::HardSigmoid, *alpha, *beta),
+        _ => return None,
+    })
+}
+
+/// Float output bounds from a fused clamp.
+fn bounds(clamp: Option<(f32, f32)>) -> Bounds {
+    clamp.map_or(Bounds::NONE, |(lo, hi)| Bounds { lo, hi })
+}
+
+/// Weights `[o][rest]` (one row per output channel) as `[rest][o]`, the
+/// float kernels' layout.
+fn output_channel_last(weights: &[f32], o: usize) -> Vec<f32> {
+    let rest = weights.len() / o;
+    (0..rest).flat_map(|r| (0..o).map(move |c| weights[c * rest + r])).collect()
 }
 
 fn pool(w: &Window, count_include_pad: bool) -> kops::Pool {

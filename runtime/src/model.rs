@@ -192,14 +192,18 @@ impl<'a> Model<'a> {
                 malformed!("graph {role} tensor {t} is {:?}; graph inputs and outputs are i8 or f32", tensors[t].dtype);
             }
         }
-        for (i, t) in tensors.iter().enumerate() {
-            if t.storage == Storage::Constant && t.dtype == DType::F32 {
-                let values = file[weights.clone()][t.range()].chunks_exact(4);
-                if let Some(k) =
-                    values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).position(|v| !v.is_finite())
-                {
-                    malformed!("tensor {i}: f32 constant value {k} is not a finite number");
+        for (i, t) in tensors.iter().enumerate().filter(|(_, t)| t.storage == Storage::Constant) {
+            let bytes = &file[weights.clone()][t.range()];
+            let bad = match t.dtype {
+                DType::F32 => {
+                    bytes.chunks_exact(4).position(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
                 }
+                // An f16 is NaN or infinite when its 5 exponent bits are all set.
+                DType::F16 => bytes.chunks_exact(2).position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00),
+                _ => None,
+            };
+            if let Some(k) = bad {
+                malformed!("tensor {i}: {:?} constant value {k} is not a finite number", t.dtype);
             }
         }
         let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;
@@ -243,7 +247,7 @@ impl<'a> Model<'a> {
     }
 
     /// An upper bound on the steps one run takes: multiply-adds for
-    /// convolutions and fully connected layers, the window's elements
+    /// convolutions, fully connected layers and matrix products, the window's elements
     /// inside the image for pooling, and every input and output element of
     /// every operator (saturating at `u64::MAX`).
     pub fn work(&self) -> u64 {
@@ -256,6 +260,15 @@ impl<'a> Model<'a> {
                 Op::Conv2d(_) | Op::FullyConnected(_) => {
                     let weights = self.tensors[self.node_inputs(node)[1]].shape;
                     weights.elements() as u64 / weights.dims()[0].max(1) as u64
+                }
+                // Float weights are [kh, kw, in / groups, out] or [in, out].
+                Op::FloatConv2d(_) | Op::FloatFullyConnected(_) => {
+                    let weights = self.tensors[self.node_inputs(node)[1]].shape;
+                    weights.elements() as u64 / weights.dims().last().map_or(1, |&o| o.max(1)) as u64
+                }
+                Op::FloatMatMul => {
+                    let a = self.tensors[self.node_inputs(node)[0]].shape;
+                    a.dims().last().map_or(1, |&k| k as u64)
                 }
                 // Only the window's part inside the image is read.
                 Op::MaxPool(p) | Op::AvgPool(p) => {

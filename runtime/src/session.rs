@@ -5,7 +5,8 @@ use core::ops::Range;
 
 use crate::format::pack::Layout;
 use crate::format::{AlignedBytes, DType, Storage, TensorDesc, ALIGN};
-use crate::kernels::{scalar, Isa, Kernels, QIn, QOut, Requant, Weights};
+use crate::kernels::scalar::{self, float, ConcatElement};
+use crate::kernels::{FIn, FOut, FloatAffine, FloatWeights, In, Isa, Kernels, Out, QIn, QOut, Requant, Weights};
 use crate::model::{Model, ABSENT};
 use crate::ops::{Node, Op};
 use crate::Error;
@@ -261,6 +262,10 @@ impl<'s> Operands<'s> {
     fn f32s(&self, t: &TensorDesc) -> &'s [f32] {
         bytemuck::cast_slice(self.bytes(t))
     }
+
+    fn f(&self, t: &TensorDesc) -> FIn<'s> {
+        FIn::new(self.f32s(t), t.shape)
+    }
 }
 
 fn split(arena: &mut [u8], out: Range<usize>) -> (&[u8], &mut [u8], &[u8]) {
@@ -269,63 +274,100 @@ fn split(arena: &mut [u8], out: Range<usize>) -> (&[u8], &mut [u8], &[u8]) {
     (before, out, after)
 }
 
+/// An int8 view of an output tensor's bytes.
+fn q_out<'a>(bytes: &'a mut [u8], t: &TensorDesc) -> QOut<'a> {
+    QOut { data: bytemuck::cast_slice_mut(bytes), shape: t.shape, quant: t.quant }
+}
+
+/// An f32 view of an output tensor's bytes.
+fn f_out<'a>(bytes: &'a mut [u8], t: &TensorDesc) -> FOut<'a> {
+    FOut::new(bytemuck::cast_slice_mut(bytes), t.shape)
+}
+
 fn execute(model: &Model<'_>, kernels: &Kernels, node: &Node, arena: &mut [u8]) {
     let y_desc = model.tensor(node.output);
     let (before, y_bytes, after) = split(arena, y_desc.range());
     let ops = Operands { model, before, after, after_start: y_desc.offset + y_desc.len };
     let inputs = model.node_inputs(node);
     let t = |i: usize| model.tensor(inputs[i]);
+    let optional = |i: usize| inputs.get(i).filter(|&&i| i != ABSENT).map(|&i| model.tensor(i));
     let x = ops.q(t(0));
-    let y = QOut { data: bytemuck::cast_slice_mut(y_bytes), shape: y_desc.shape, quant: y_desc.quant };
+    let fx = || ops.f(t(0));
     let affine = |act| {
         let multiplier = ops.f32s(t(3));
-        let negative = inputs.get(4).filter(|&&i| i != ABSENT).map_or(multiplier, |&i| ops.f32s(model.tensor(i)));
+        let negative = optional(4).map_or(multiplier, |n| ops.f32s(n));
         let requant = Requant { multiplier, negative, zero_point: y_desc.quant.zero_point, act };
         (bytemuck::cast_slice(ops.bytes(t(2))), requant)
     };
+    let float_affine = |bounds| {
+        let w = t(1);
+        let weights = match w.dtype {
+            DType::F16 => FloatWeights::F16(bytemuck::cast_slice(ops.bytes(w))),
+            _ => FloatWeights::F32(ops.f32s(w)),
+        };
+        FloatAffine { weights, shape: w.shape, bias: ops.f32s(t(2)), alpha: optional(3).map(|a| ops.f32s(a)), bounds }
+    };
     let weights = |layout| Weights { data: ops.bytes(t(1)), shape: t(1).shape, layout };
+    let float = y_desc.dtype == DType::F32;
     match node.op {
         Op::Conv2d(p) => {
             let (bias, requant) = affine(p.act);
             let w = weights(Layout::conv(t(1).shape.nhwc(), p.groups));
-            kernels.conv2d(&p, x, w, bias, &requant, y)
+            kernels.conv2d(&p, x, w, bias, &requant, q_out(y_bytes, y_desc))
         }
         Op::FullyConnected(act) => {
             let (bias, requant) = affine(act);
             let [o, k, ..] = t(1).shape.nhwc();
             let w = weights(Layout::fully_connected(o, k));
-            kernels.fully_connected(x, w, bias, &requant, y)
+            kernels.fully_connected(x, w, bias, &requant, q_out(y_bytes, y_desc))
         }
-        Op::Add(act) => kernels.add(x, ops.q(t(1)), act, y),
-        Op::Sub(act) => scalar::sub(x, ops.q(t(1)), act, y),
-        Op::Mul(act) => scalar::mul(x, ops.q(t(1)), act, y),
-        Op::Concat { axis } => {
-            let mut offset = 0;
-            for &i in inputs {
-                let part = ops.q(model.tensor(i));
-                scalar::concat_part(part, axis, offset, QOut { data: &mut *y.data, ..y });
-                offset += part.shape.dims()[axis];
-            }
+        Op::FloatConv2d(p) => kernels.float_conv2d(&p.conv, fx(), &float_affine(p.bounds), f_out(y_bytes, y_desc)),
+        Op::FloatFullyConnected(b) => kernels.float_fully_connected(fx(), &float_affine(b), f_out(y_bytes, y_desc)),
+        Op::FloatBinary(f) => float::binary(f, fx(), ops.f(t(1)), f_out(y_bytes, y_desc)),
+        Op::FloatUnary { f, a, b } => float::unary(f, a, b, fx().data, f_out(y_bytes, y_desc).data),
+        Op::FloatSoftmax => float::softmax(fx(), f_out(y_bytes, y_desc)),
+        Op::FloatReduce { max } => float::reduce(max, fx(), f_out(y_bytes, y_desc)),
+        Op::FloatMatMul => float::matmul(fx(), ops.f(t(1)), f_out(y_bytes, y_desc)),
+        Op::Add(act) => kernels.add(x, ops.q(t(1)), act, q_out(y_bytes, y_desc)),
+        Op::Sub(act) => scalar::sub(x, ops.q(t(1)), act, q_out(y_bytes, y_desc)),
+        Op::Mul(act) => scalar::mul(x, ops.q(t(1)), act, q_out(y_bytes, y_desc)),
+        Op::Concat { axis } if float => {
+            let y = f_out(y_bytes, y_desc);
+            concat(inputs.iter().map(|&i| ops.f(model.tensor(i))), axis, y)
         }
-        Op::MaxPool(p) => scalar::max_pool(&p, x, y),
-        Op::AvgPool(p) => scalar::avg_pool(&p, x, y),
-        Op::GlobalAvgPool => scalar::global_avg_pool(x, y),
-        Op::PRelu => scalar::prelu(x, ops.f32s(t(1)), y),
-        Op::Lut => scalar::lut(x.data, ops.q(t(1)).data, y.data),
-        Op::Reshape => y.data.copy_from_slice(x.data),
-        Op::Transpose { perm, axes } => scalar::transpose(x, &perm[..axes], y),
-        Op::Pad { before, axes, value, .. } => scalar::pad(x, &before[..axes], value, y),
-        Op::ZeroInsert { stride } => scalar::zero_insert(x, stride, y),
-        Op::Resize(p) => scalar::resize(&p, x, y),
-        Op::Softmax => scalar::softmax(x, ops.f32s(t(1)), y),
-        Op::L2Norm => scalar::l2_norm(x, y),
-        Op::Quantize if t(0).dtype == DType::F32 => scalar::quantize_f32(ops.f32s(t(0)), y),
-        Op::Quantize => scalar::requantize(x, y),
-        Op::Dequantize => scalar::dequantize(x, bytemuck::cast_slice_mut(y.data)),
-        Op::Clamp(act) => scalar::clamp(x.data, act, y.data),
-        Op::Slice { start, step, axes } => scalar::slice(x, &start[..axes], &step[..axes], y),
-        Op::Max(act) => scalar::max(x, ops.q(t(1)), act, y),
-        Op::Min(act) => scalar::min(x, ops.q(t(1)), act, y),
-        Op::Reduce { max } => scalar::reduce(max, x, y),
+        Op::Concat { axis } => concat(inputs.iter().map(|&i| ops.q(model.tensor(i))), axis, q_out(y_bytes, y_desc)),
+        Op::MaxPool(p) => scalar::max_pool(&p, x, q_out(y_bytes, y_desc)),
+        Op::AvgPool(p) => scalar::avg_pool(&p, x, q_out(y_bytes, y_desc)),
+        Op::GlobalAvgPool => scalar::global_avg_pool(x, q_out(y_bytes, y_desc)),
+        Op::PRelu => scalar::prelu(x, ops.f32s(t(1)), q_out(y_bytes, y_desc)),
+        Op::Lut => scalar::lut(x.data, ops.q(t(1)).data, q_out(y_bytes, y_desc).data),
+        Op::Reshape => y_bytes.copy_from_slice(ops.bytes(t(0))),
+        Op::Transpose { perm, axes } if float => scalar::transpose(fx(), &perm[..axes], f_out(y_bytes, y_desc)),
+        Op::Transpose { perm, axes } => scalar::transpose(x, &perm[..axes], q_out(y_bytes, y_desc)),
+        Op::Pad { before, axes, value, .. } => scalar::pad(x, &before[..axes], value, q_out(y_bytes, y_desc)),
+        Op::ZeroInsert { stride } => scalar::zero_insert(x, stride, q_out(y_bytes, y_desc)),
+        Op::Resize(p) => scalar::resize(&p, x, q_out(y_bytes, y_desc)),
+        Op::Softmax => scalar::softmax(x, ops.f32s(t(1)), q_out(y_bytes, y_desc)),
+        Op::L2Norm => scalar::l2_norm(x, q_out(y_bytes, y_desc)),
+        Op::Quantize if t(0).dtype == DType::F32 => scalar::quantize_f32(ops.f32s(t(0)), q_out(y_bytes, y_desc)),
+        Op::Quantize => scalar::requantize(x, q_out(y_bytes, y_desc)),
+        Op::Dequantize => scalar::dequantize(x, bytemuck::cast_slice_mut(y_bytes)),
+        Op::Clamp(act) => scalar::clamp(x.data, act, q_out(y_bytes, y_desc).data),
+        Op::Slice { start, step, axes } if float => {
+            scalar::slice(fx(), &start[..axes], &step[..axes], f_out(y_bytes, y_desc))
+        }
+        Op::Slice { start, step, axes } => scalar::slice(x, &start[..axes], &step[..axes], q_out(y_bytes, y_desc)),
+        Op::Max(act) => scalar::max(x, ops.q(t(1)), act, q_out(y_bytes, y_desc)),
+        Op::Min(act) => scalar::min(x, ops.q(t(1)), act, q_out(y_bytes, y_desc)),
+        Op::Reduce { max } => scalar::reduce(max, x, q_out(y_bytes, y_desc)),
+    }
+}
+
+/// Concatenates `parts` along `axis` into `y`.
+fn concat<'a, T: ConcatElement + 'a>(parts: impl Iterator<Item = In<'a, T>>, axis: usize, y: Out<'_, T>) {
+    let mut offset = 0;
+    for part in parts {
+        scalar::concat_part(part, axis, offset, Out { data: &mut *y.data, ..y });
+        offset += part.shape.dims()[axis];
     }
 }

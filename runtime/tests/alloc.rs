@@ -47,6 +47,26 @@ fn inference_allocates_nothing() {
     assert_eq!((allocations, bytes), (0, 0));
 }
 
+#[test]
+fn inference_with_a_float_island_allocates_nothing() {
+    let file = AlignedBytes::copy_of(&support::float_island(5));
+    let model = Model::from_bytes(&file).unwrap();
+    let mut session = Session::new(&model).unwrap();
+    let mut rng = support::Rng(8);
+    let input: Vec<f32> = (0..12 * 12 * 8).map(|_| rng.f32_in(-5.0, 5.0)).collect();
+    let (mut softmax, mut product) = ([0f32; 20], vec![0f32; 12 * 12 * 12]);
+    let ((), allocations, bytes) = measure(|| {
+        for _ in 0..20 {
+            session.run_f32(&[&input], &mut [&mut softmax, &mut product]).unwrap();
+        }
+    });
+    println!("float island, 20 x run_f32: {allocations} allocations, {bytes} bytes");
+    assert_eq!((allocations, bytes), (0, 0));
+    let total: f32 = softmax.iter().sum();
+    assert!((total - 1.0).abs() < 1e-5, "the softmax does not sum to 1: {softmax:?}");
+    assert!(product.iter().any(|&v| v != 0.0), "the matrix product is all zero");
+}
+
 /// Three fully connected layers of 2048 x 2048 int8 weights: 12 MiB.
 fn big_model() -> Vec<u8> {
     const N: usize = 2048;

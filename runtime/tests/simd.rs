@@ -8,7 +8,7 @@
 mod support;
 
 use kiln_runtime::format::{AlignedBytes, ModelWriter, TensorId, MAX_SCALE};
-use kiln_runtime::ops::{Act, Conv2d};
+use kiln_runtime::ops::{Act, Bounds, Conv2d, FloatConv2d};
 use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
 use support::Rng;
 
@@ -263,4 +263,134 @@ fn forcing_a_level_the_cpu_lacks_is_an_error() {
     }
     assert_eq!(Isa::parse("avx512vnni"), Some(Isa::Avx512Vnni));
     assert_eq!(Isa::parse("sse"), None);
+}
+
+/// Runs `file` on the f32 `input` at every level and compares every f32
+/// output with scalar's, bit for bit (any NaN matching any NaN).
+fn same_floats_at_every_level(file: &[u8], input: &[f32], what: &str) {
+    let file = AlignedBytes::copy_of(file);
+    let model = Model::from_bytes(&file).unwrap();
+    let run = |isa| {
+        let mut s = Session::with_options(&model, SessionOptions::isa(isa)).unwrap();
+        s.set_input_f32(0, input).unwrap();
+        s.run();
+        let outputs: Vec<Vec<f32>> = model
+            .outputs()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut v = vec![0.0; t.shape.elements()];
+                s.output_f32(i, &mut v).unwrap();
+                v
+            })
+            .collect();
+        (outputs, s.kernels().names())
+    };
+    let (expected, _) = run(Isa::Scalar);
+    for isa in levels() {
+        let (got, names) = run(isa);
+        for (o, (got, expected)) in got.iter().zip(&expected).enumerate() {
+            let same = |a: &f32, b: &f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            if let Some(at) = got.iter().zip(expected).position(|(a, b)| !same(a, b)) {
+                panic!(
+                    "{what}: {isa} ({names:?}) differs from scalar at output {o}[{at}]: {} vs {}",
+                    got[at], expected[at]
+                );
+            }
+        }
+    }
+}
+
+/// Float inputs: mostly moderate, some zeros of either sign, some huge
+/// (products then overflow to infinities, and their sums to NaN).
+fn float_input(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| match rng.next() % 50 {
+            0 => 0.0,
+            1 => -0.0,
+            2 => 3e38,
+            _ => rng.f32_in(-4.0, 4.0),
+        })
+        .collect()
+}
+
+/// A one-operator model: a float convolution of `case` or, with `fc`, a
+/// fully connected layer of `[n, h * w * c]` to `case.out`.
+fn float_affine_model(rng: &mut Rng, case: &ConvCase, fc: bool) -> Option<(Vec<u8>, Vec<f32>)> {
+    let [n, h, width, c] = case.input;
+    let p = case.p;
+    let [kh, kw] = case.kernel;
+    let span = |k: usize, d: usize| (k - 1) * d + 1;
+    let oh = (h + p.pad[0] + p.pad[2]).checked_sub(span(kh, p.dilation[0]))? / p.stride[0] + 1;
+    let ow = (width + p.pad[1] + p.pad[3]).checked_sub(span(kw, p.dilation[1]))? / p.stride[1] + 1;
+    let o = case.out;
+    let mut w = ModelWriter::new();
+    let dtype = if rng.next().is_multiple_of(2) { DType::F16 } else { DType::F32 };
+    let bounds = match rng.next() % 3 {
+        0 => Bounds::NONE,
+        1 => Bounds { lo: 0.0, hi: f32::INFINITY },
+        _ => Bounds { lo: -1.5, hi: 6.0 },
+    };
+    let b = w.constant_f32("b", &support::f32s(rng, o, 1.0));
+    let alpha =
+        if rng.next().is_multiple_of(2) { w.constant_f32("a", &support::f32s(rng, o, 1.0)) } else { TensorId::ABSENT };
+    let f = Quant::IDENTITY;
+    let x;
+    if fc {
+        let k = h * width * c;
+        x = w.activation("x", DType::F32, &[n, k], f);
+        let wt = w.float_constant("w", dtype, &[k, o], &support::f32s(rng, k * o, 0.5));
+        let y = w.activation("y", DType::F32, &[n, o], f);
+        w.op(OpKind::FloatFullyConnected, &[x, wt, b, alpha], &[y], &bounds.words());
+        w.outputs(&[y]);
+    } else {
+        let cg = c / p.groups;
+        x = w.activation("x", DType::F32, &case.input, f);
+        let wt = w.float_constant("w", dtype, &[kh, kw, cg, o], &support::f32s(rng, kh * kw * cg * o, 0.5));
+        let y = w.activation("y", DType::F32, &[n, oh, ow, o], f);
+        w.op(OpKind::FloatConv2d, &[x, wt, b, alpha], &[y], &FloatConv2d { conv: p, bounds }.words());
+        w.outputs(&[y]);
+    }
+    w.inputs(&[x]);
+    Some((w.finish().unwrap(), float_input(rng, n * h * width * c)))
+}
+
+#[test]
+fn float_convolutions_match_scalar() {
+    let mut rng = Rng(0xf10a7);
+    let mut ran = [0; 3];
+    while ran.iter().any(|&r| r < 40) {
+        let kind = (rng.next() % 3) as usize;
+        let mut case = random_conv(&mut rng, kind == 1);
+        if kind == 2 {
+            // Grouped, not depthwise: the scalar kernel at every level.
+            let groups = [2, 4][rng.next() as usize % 2];
+            case.input[3] = groups * (1 + rng.next() as usize % 5);
+            case.out = groups * (1 + rng.next() as usize % 6);
+            case.p.groups = groups;
+        }
+        let Some((file, input)) = float_affine_model(&mut rng, &case, false) else { continue };
+        same_floats_at_every_level(&file, &input, &format!("float conv {:?} {:?}", case.input, case.p));
+        ran[kind] += 1;
+    }
+}
+
+#[test]
+fn float_fully_connected_matches_scalar() {
+    let mut rng = Rng(0xfc);
+    for _ in 0..60 {
+        let input = [1 + rng.next() as usize % 3, 1, 1, 1 + rng.next() as usize % 300];
+        let p = Conv2d { stride: [1, 1], dilation: [1, 1], pad: [0; 4], groups: 1, act: Act::NONE };
+        let case = ConvCase { input, out: 1 + rng.next() as usize % 90, kernel: [1, 1], p };
+        let (file, x) = float_affine_model(&mut rng, &case, true).unwrap();
+        same_floats_at_every_level(&file, &x, &format!("float fc {input:?} -> {}", case.out));
+    }
+}
+
+#[test]
+fn a_float_island_is_identical_at_every_level() {
+    for seed in 1..4 {
+        let mut rng = Rng(seed * 31);
+        let input: Vec<f32> = rng.i8s(12 * 12 * 8).iter().map(|&v| f32::from(v) * 0.05).collect();
+        same_floats_at_every_level(&support::float_island(seed), &input, "float island");
+    }
 }

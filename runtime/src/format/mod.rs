@@ -17,9 +17,11 @@
 //!  8      2    major version: 2. A reader rejects any other major version.
 //!              (2.0 stores convolution and fully connected weights packed
 //!              for the kernels, see [`pack`]; 1.x stored them as plain OHWI.)
-//! 10      2    minor version: 0 or 1, the lowest that covers the file's
+//! 10      2    minor version: 0 to 2, the lowest that covers the file's
 //!              operators ([`crate::OpKind::since_minor`]; 1 added `Sub`,
-//!              `Slice`, `Max`, `Min`, `Reduce` and `ZeroInsert`). A
+//!              `Slice`, `Max`, `Min`, `Reduce` and `ZeroInsert`; 2 the
+//!              float operators, f32 activations inside the graph and
+//!              f16 weights). A
 //!              reader accepts minor versions up to its own: a new minor
 //!              version only adds operator kinds or dtypes.
 //! 12      4    flags: 0 (no flags are defined; a set bit is an error)
@@ -47,7 +49,8 @@
 //!   SIMD loads do not split cache lines).
 //! * `TENS` tensors: `u32` count, `u32` zero, then one 64-byte record each:
 //!   ```text
-//!    0 1 dtype: 1 = i8, 2 = u8, 3 = i32, 4 = f32, 5 = packed i8 weights
+//!    0 1 dtype: 1 = i8, 2 = u8, 3 = i32, 4 = f32, 5 = packed i8 weights,
+//!         6 = f16 (constants only; minor version 2)
 //!    1 1 rank, 0..=4
 //!    2 1 storage: 0 = activation in the arena, 1 = constant in WGHT
 //!    3 1 reserved, zero
@@ -63,7 +66,7 @@
 //!   56 8 reserved, zero
 //!   ```
 //!   A quantized value `q` stands for the real value `scale * (q - zero_point)`.
-//!   f32 constants (multipliers, slopes) are finite.
+//!   f32 and f16 constants (multipliers, slopes, float weights) are finite.
 //! * `GRPH` graph interface: `u32` input count, `u32` output count, then the
 //!   input tensor indices and the output tensor indices (`u32` each). Inputs
 //!   and outputs are i8 or f32 activations; inputs are produced by no
@@ -107,7 +110,7 @@ pub const MAGIC: [u8; 8] = *b"KILN\0\r\n\x1a";
 /// The format's major version: files of another major version are rejected.
 pub const VERSION_MAJOR: u16 = 2;
 /// The newest minor version this runtime reads.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Alignment of the file in memory, of every section and of every tensor.
 pub const ALIGN: usize = 64;
 /// Size of the fixed header.

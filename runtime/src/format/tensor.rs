@@ -18,6 +18,9 @@ pub enum DType {
     /// the logical shape, the byte length is the packed layout's, which the
     /// operator reading the tensor checks. Constants only.
     Packed,
+    /// IEEE binary16: float weights (widened to f32 exactly in the kernels).
+    /// Constants only.
+    F16,
 }
 
 impl DType {
@@ -29,6 +32,7 @@ impl DType {
             DType::I32 => 3,
             DType::F32 => 4,
             DType::Packed => 5,
+            DType::F16 => 6,
         }
     }
 
@@ -40,6 +44,7 @@ impl DType {
             3 => DType::I32,
             4 => DType::F32,
             5 => DType::Packed,
+            6 => DType::F16,
             _ => return None,
         })
     }
@@ -48,6 +53,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Packed => 1,
+            DType::F16 => 2,
             DType::I32 | DType::F32 => 4,
         }
     }
@@ -58,7 +64,7 @@ impl DType {
             DType::I8 => (-128, 127),
             DType::Packed => (0, 0),
             DType::U8 => (0, 255),
-            DType::I32 | DType::F32 => (0, 0),
+            DType::I32 | DType::F32 | DType::F16 => (0, 0),
         }
     }
 }
@@ -206,6 +212,8 @@ impl TensorDesc {
             if shape.checked_elements().and_then(|n| n.checked_mul(dtype.size())).is_none() {
                 malformed!("tensor {index}: the size of shape {:?} overflows", shape.dims());
             }
+        } else if dtype == DType::F16 && storage != Storage::Constant {
+            malformed!("tensor {index}: f16 tensors are weights and must be constants");
         } else if expected != Some(len) {
             malformed!(
                 "tensor {index}: byte length {len} does not match shape {:?} of {dtype:?} \

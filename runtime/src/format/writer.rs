@@ -114,6 +114,16 @@ impl ModelWriter {
         self.constant(name, DType::F32, &[values.len()], Quant::IDENTITY, &bytes)
     }
 
+    /// Adds float weights (or any float constant of shape `dims`) as f16,
+    /// rounded to nearest, or as f32.
+    pub fn float_constant(&mut self, name: &str, dtype: DType, dims: &[usize], values: &[f32]) -> TensorId {
+        let bytes: Vec<u8> = match dtype {
+            DType::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        self.constant(name, dtype, dims, Quant::IDENTITY, &bytes)
+    }
+
     /// Appends an operator; operators run in the order they are added.
     /// `params` are its parameter words, e.g. from [`crate::ops::Conv2d::words`].
     pub fn op(&mut self, kind: OpKind, inputs: &[TensorId], outputs: &[TensorId], params: &[i32]) {

@@ -99,7 +99,8 @@ mod x86 {
         ($($f:tt),+) => { $(cfg!(target_feature = $f))&&+ };
     }
     pub fn avx2() -> bool {
-        has!("avx2")
+        // F16C widens float layers' f16 weights; every AVX2 CPU has it.
+        has!("avx2", "f16c")
     }
     pub fn avxvnni() -> bool {
         has!("avxvnni")

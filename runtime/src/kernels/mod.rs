@@ -26,6 +26,8 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+mod float_conv;
 // The portable halves of the SIMD kernels: unused where no SIMD kernels exist.
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
 mod depthwise;
@@ -39,12 +41,21 @@ mod x86;
 pub use isa::Isa;
 
 use crate::format::pack::Layout;
-use crate::ops::{Act, Conv2d};
+use crate::ops::{Act, Bounds, Conv2d};
 use crate::{Error, Quant, Shape};
 
 type ConvFn = unsafe fn(&Conv2d, QIn<'_>, Weights<'_>, &[i32], &Requant<'_>, QOut<'_>);
 type FcFn = unsafe fn(QIn<'_>, Weights<'_>, &[i32], &Requant<'_>, QOut<'_>);
 type AddFn = unsafe fn(QIn<'_>, QIn<'_>, Act, QOut<'_>);
+type FloatConvFn = unsafe fn(&Conv2d, FIn<'_>, &FloatAffine<'_>, FOut<'_>);
+type FloatFcFn = unsafe fn(FIn<'_>, &FloatAffine<'_>, FOut<'_>);
+
+/// Float convolutions (one group or depthwise) and fully connected layers.
+#[derive(Clone, Copy)]
+struct FloatFns {
+    conv: FloatConvFn,
+    fc: FloatFcFn,
+}
 
 /// The GEMM behind convolutions (groups = 1) and fully connected layers.
 #[derive(Clone, Copy)]
@@ -76,6 +87,11 @@ fn scalar_fc(x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut
     scalar::fully_connected(x, w, bias, rq, y)
 }
 static SCALAR_ADD: Impl<AddFn> = Impl { name: "vadd_i8__scalar", isa: Isa::Scalar, f: scalar::add };
+static SCALAR_FLOAT: Impl<FloatFns> = Impl {
+    name: "fconv_f32__scalar",
+    isa: Isa::Scalar,
+    f: FloatFns { conv: scalar::float::conv2d, fc: scalar::float::fully_connected },
+};
 
 #[cfg(target_arch = "aarch64")]
 use aarch64 as native;
@@ -86,6 +102,7 @@ mod native {
     pub(super) static GEMM: [super::Impl<super::GemmFns>; 0] = [];
     pub(super) static DWCONV: [super::Impl<super::ConvFn>; 0] = [];
     pub(super) static ADD: [super::Impl<super::AddFn>; 0] = [];
+    pub(super) static FLOAT: [super::Impl<super::FloatFns>; 0] = [];
 }
 
 /// The kernels of one session: every operator's implementation, chosen once.
@@ -95,6 +112,7 @@ pub struct Kernels {
     gemm: &'static Impl<GemmFns>,
     dwconv: &'static Impl<ConvFn>,
     add: &'static Impl<AddFn>,
+    float: &'static Impl<FloatFns>,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -119,6 +137,7 @@ impl Kernels {
             gemm: pick(level, &native::GEMM, &SCALAR_GEMM),
             dwconv: pick(level, &native::DWCONV, &SCALAR_CONV),
             add: pick(level, &native::ADD, &SCALAR_ADD),
+            float: pick(level, &native::FLOAT, &SCALAR_FLOAT),
         })
     }
 
@@ -127,9 +146,10 @@ impl Kernels {
         self.isa
     }
 
-    /// The names of the chosen GEMM, depthwise and Add kernels.
-    pub fn names(&self) -> [&'static str; 3] {
-        [self.gemm.name, self.dwconv.name, self.add.name]
+    /// The names of the chosen GEMM, depthwise, Add and float convolution
+    /// kernels.
+    pub fn names(&self) -> [&'static str; 4] {
+        [self.gemm.name, self.dwconv.name, self.add.name, self.float.name]
     }
 
     /// A convolution, as [`scalar::conv2d`], on operands the loader checked.
@@ -148,6 +168,24 @@ impl Kernels {
     pub(crate) fn fully_connected(&self, x: QIn<'_>, w: Weights<'_>, bias: &[i32], rq: &Requant<'_>, y: QOut<'_>) {
         // SAFETY: as in `conv2d`.
         unsafe { (self.gemm.f.fc)(x, w, bias, rq, y) }
+    }
+
+    /// A float convolution, as [`scalar::float::conv2d`]: grouped
+    /// convolutions other than depthwise with one weight per group run
+    /// the scalar kernel.
+    pub(crate) fn float_conv2d(&self, p: &Conv2d, x: FIn<'_>, f: &FloatAffine<'_>, y: FOut<'_>) {
+        let [_, _, group_in, o] = f.shape.nhwc();
+        let vectorized = p.groups == 1 || (group_in == 1 && p.groups == o);
+        let conv = if vectorized { self.float.f.conv } else { SCALAR_FLOAT.f.conv };
+        // SAFETY: as in `conv2d`; the SIMD kernels take one group or
+        // depthwise with one weight per group, as checked here.
+        unsafe { conv(p, x, f, y) }
+    }
+
+    /// A float fully connected layer, as [`scalar::float::fully_connected`].
+    pub(crate) fn float_fully_connected(&self, x: FIn<'_>, f: &FloatAffine<'_>, y: FOut<'_>) {
+        // SAFETY: as in `conv2d`.
+        unsafe { (self.float.f.fc)(x, f, y) }
     }
 
     /// An elementwise sum, as [`scalar::add`].
@@ -206,26 +244,102 @@ impl WeightSource for QIn<'_> {
     }
 }
 
-/// An int8 tensor that a kernel reads.
+/// A tensor that a kernel reads: int8 ([`QIn`]) or f32 ([`FIn`], whose
+/// quantization is [`Quant::IDENTITY`] and unused).
 #[derive(Clone, Copy, Debug)]
-pub struct QIn<'a> {
+pub struct In<'a, T> {
     /// The elements, row-major.
-    pub data: &'a [i8],
+    pub data: &'a [T],
     /// The shape.
     pub shape: Shape,
     /// The quantization.
     pub quant: Quant,
 }
 
-/// An int8 tensor that a kernel writes.
+/// A tensor that a kernel writes, as [`In`].
 #[derive(Debug)]
-pub struct QOut<'a> {
+pub struct Out<'a, T> {
     /// The elements, row-major.
-    pub data: &'a mut [i8],
+    pub data: &'a mut [T],
     /// The shape.
     pub shape: Shape,
     /// The quantization.
     pub quant: Quant,
+}
+
+/// An int8 tensor that a kernel reads.
+pub type QIn<'a> = In<'a, i8>;
+/// An int8 tensor that a kernel writes.
+pub type QOut<'a> = Out<'a, i8>;
+/// An f32 tensor that a kernel reads.
+pub type FIn<'a> = In<'a, f32>;
+/// An f32 tensor that a kernel writes.
+pub type FOut<'a> = Out<'a, f32>;
+
+impl<'a> FIn<'a> {
+    /// An f32 view.
+    pub fn new(data: &'a [f32], shape: Shape) -> Self {
+        In { data, shape, quant: Quant::IDENTITY }
+    }
+}
+
+impl<'a> FOut<'a> {
+    /// An f32 view.
+    pub fn new(data: &'a mut [f32], shape: Shape) -> Self {
+        Out { data, shape, quant: Quant::IDENTITY }
+    }
+}
+
+/// Float weights as the file stores them: f16 (widened to f32 exactly) or
+/// f32, row-major in the operator's layout.
+#[derive(Clone, Copy, Debug)]
+pub enum FloatWeights<'a> {
+    /// IEEE binary16.
+    F16(&'a [half::f16]),
+    /// IEEE binary32.
+    F32(&'a [f32]),
+}
+
+impl FloatWeights<'_> {
+    /// Weight `i`, as f32.
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> f32 {
+        match self {
+            FloatWeights::F16(w) => w[i].to_f32(),
+            FloatWeights::F32(w) => w[i],
+        }
+    }
+}
+
+/// The weights and output stage of a float convolution or fully connected
+/// layer.
+#[derive(Clone, Copy, Debug)]
+pub struct FloatAffine<'a> {
+    /// `[KH, KW, C/groups, O]` or `[K, O]`: the output channel is last.
+    pub weights: FloatWeights<'a>,
+    /// The weights' shape.
+    pub shape: Shape,
+    /// One per output channel.
+    pub bias: &'a [f32],
+    /// Per output channel, the factor for negative values (a fused PRelu).
+    pub alpha: Option<&'a [f32]>,
+    /// The fused clamp.
+    pub bounds: Bounds,
+}
+
+impl FloatAffine<'_> {
+    /// Output channel `o` of accumulator `acc`: `v = acc + bias[o]`, then
+    /// `v * alpha[o]` where `v < 0`, then the bounds.
+    #[inline(always)]
+    pub fn finish(&self, acc: f32, o: usize) -> f32 {
+        let mut v = acc + self.bias[o];
+        if let Some(alpha) = self.alpha {
+            if v < 0.0 {
+                v *= alpha[o];
+            }
+        }
+        self.bounds.apply(v)
+    }
 }
 
 /// The output stage of a convolution or fully connected layer.

@@ -104,6 +104,85 @@ impl<'a> Site<'a> {
     }
 }
 
+impl Site<'_> {
+    /// Input `i` as an activation of int8 or f32, the dtypes operators that
+    /// only move elements take.
+    fn movable(&self, i: usize) -> Result<&TensorDesc, Error> {
+        let t = self.input(i)?;
+        if !matches!(t.dtype, DType::I8 | DType::F32) {
+            return self.fail(format_args!("input {i} is {:?}, I8 or F32 expected", t.dtype));
+        }
+        Ok(t)
+    }
+
+    /// The weights (input 1, an f16 or f32 constant of `rank`), bias and
+    /// optional slope of a float convolution or fully connected layer:
+    /// returns the weights' dimensions.
+    fn float_affine(&self, rank: usize) -> Result<[usize; 4], Error> {
+        let wt = self.input(1)?;
+        if !matches!(wt.dtype, DType::F16 | DType::F32) || wt.storage != Storage::Constant {
+            return self.fail(format_args!("weights must be an f16 or f32 constant, found {:?}", wt.dtype));
+        }
+        let dims = self.dims(wt, rank, "weights")?;
+        let outputs = dims[rank - 1];
+        self.vector(2, DType::F32, outputs)?;
+        if self.inputs.get(3).copied().flatten().is_some() {
+            self.vector(3, DType::F32, outputs)?;
+        }
+        Ok(dims)
+    }
+
+    /// Inputs `0..count` broadcast to the output (each dimension equal to
+    /// the output's or 1, aligned at the last), all of `dtype`.
+    fn broadcasts(&self, count: usize, dtype: DType) -> Result<(), Error> {
+        let y = self.output_typed(dtype)?;
+        for i in 0..count {
+            let t = self.typed(i, dtype, false)?;
+            let fits = t.shape.rank() <= y.shape.rank()
+                && t.shape.dims().iter().rev().zip(y.shape.dims().iter().rev()).all(|(&a, &b)| a == b || a == 1);
+            if !fits {
+                return self.fail(format_args!(
+                    "input {i} of shape {:?} does not broadcast to the output's {:?}",
+                    t.shape.dims(),
+                    y.shape.dims()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The output shape of the convolution `p` with a `[kh, kw]` window
+    /// on `x` [N,H,W,C], with `o` output channels.
+    fn conv_output(
+        &self,
+        p: &super::Conv2d,
+        x: [usize; 4],
+        kh: usize,
+        kw: usize,
+        o: usize,
+    ) -> Result<[usize; 4], Error> {
+        let [n, h, w, _] = x;
+        let [top, left, bottom, right] = p.pad;
+        let oh = window_out(h, top + bottom, kh, p.dilation[0], p.stride[0]);
+        let ow = window_out(w, left + right, kw, p.dilation[1], p.stride[1]);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            return self.fail(format_args!("the {kh}x{kw} kernel does not fit the padded {h}x{w} input"));
+        };
+        Ok([n, oh, ow, o])
+    }
+
+    /// That `groups` divides `c` input and `o` output channels with `cg`
+    /// weights per group.
+    fn groups_fit(&self, c: usize, o: usize, cg: usize, groups: usize) -> Result<(), Error> {
+        if !c.is_multiple_of(groups) || !o.is_multiple_of(groups) || cg != c / groups {
+            return self.fail(format_args!(
+                "{c} input and {o} output channels, weights for {cg} per group, {groups} groups do not fit"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Output size of a sliding window: `(size + pads - span) / stride + 1`,
 /// where `span` is the dilated window; `None` if the window does not fit.
 fn window_out(size: usize, pads: usize, window: usize, dilation: usize, stride: usize) -> Option<usize> {
@@ -117,23 +196,50 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
     let y = site.output;
     match *op {
         Op::Conv2d(p) => {
-            let [n, h, w, c] = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
+            let x = site.dims(site.typed(0, DType::I8, false)?, 4, "input")?;
             let wt = site.typed(1, DType::Packed, true)?;
             let [o, kh, kw, cg] = site.dims(wt, 4, "weights")?;
-            if c % p.groups != 0 || o % p.groups != 0 || cg != c / p.groups {
+            site.groups_fit(x[3], o, cg, p.groups)?;
+            site.affine(o, Layout::conv([o, kh, kw, cg], p.groups), &site.weights[wt.range()])?;
+            let dims = site.conv_output(&p, x, kh, kw, o)?;
+            expect_dims(site, site.output_typed(DType::I8)?, dims, 4)
+        }
+        Op::FloatConv2d(f) => {
+            let x = site.dims(site.typed(0, DType::F32, false)?, 4, "input")?;
+            let [kh, kw, cg, o] = site.float_affine(4)?;
+            site.groups_fit(x[3], o, cg, f.conv.groups)?;
+            let dims = site.conv_output(&f.conv, x, kh, kw, o)?;
+            expect_dims(site, site.output_typed(DType::F32)?, dims, 4)
+        }
+        Op::FloatFullyConnected(_) => {
+            let [n, k, ..] = site.dims(site.typed(0, DType::F32, false)?, 2, "input")?;
+            let [wk, o, ..] = site.float_affine(2)?;
+            if wk != k {
+                return site.fail(format_args!("input has {k} features, weights expect {wk}"));
+            }
+            expect_dims(site, site.output_typed(DType::F32)?, [n, o, 1, 1], 2)
+        }
+        Op::FloatBinary(_) => site.broadcasts(2, DType::F32),
+        Op::FloatUnary { .. } | Op::FloatSoftmax => {
+            site.same_shape(site.typed(0, DType::F32, false)?, site.output_typed(DType::F32)?)
+        }
+        Op::FloatMatMul => {
+            let (a, b) = (site.typed(0, DType::F32, false)?, site.typed(1, DType::F32, false)?);
+            let rank = a.shape.rank();
+            let (ad, bd) = (a.shape.nhwc(), b.shape.nhwc());
+            if !(2..=4).contains(&rank) || b.shape.rank() != rank || ad[..rank - 2] != bd[..rank - 2] {
                 return site.fail(format_args!(
-                    "{c} input and {o} output channels, weights for {cg} per group, {} groups do not fit",
-                    p.groups
+                    "operands {:?} and {:?}: ranks 2 to 4, equal, with the same leading dimensions expected",
+                    a.shape.dims(),
+                    b.shape.dims()
                 ));
             }
-            site.affine(o, Layout::conv([o, kh, kw, cg], p.groups), &site.weights[wt.range()])?;
-            let [top, left, bottom, right] = p.pad;
-            let oh = window_out(h, top + bottom, kh, p.dilation[0], p.stride[0]);
-            let ow = window_out(w, left + right, kw, p.dilation[1], p.stride[1]);
-            let (Some(oh), Some(ow)) = (oh, ow) else {
-                return site.fail(format_args!("the {kh}x{kw} kernel does not fit the padded {h}x{w} input"));
-            };
-            expect_dims(site, site.output_typed(DType::I8)?, [n, oh, ow, o], 4)
+            if ad[rank - 1] != bd[rank - 2] {
+                return site.fail(format_args!("{:?} times {:?}: inner sizes differ", a.shape.dims(), b.shape.dims()));
+            }
+            let mut dims = ad;
+            dims[rank - 1] = bd[rank - 1];
+            expect_dims(site, site.output_typed(DType::F32)?, dims, rank)
         }
         Op::FullyConnected(_) => {
             let [n, k, ..] = site.dims(site.typed(0, DType::I8, false)?, 2, "input")?;
@@ -145,30 +251,15 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             site.affine(o, Layout::fully_connected(o, k), &site.weights[wt.range()])?;
             expect_dims(site, site.output_typed(DType::I8)?, [n, o, 1, 1], 2)
         }
-        Op::Add(_) | Op::Sub(_) | Op::Mul(_) | Op::Max(_) | Op::Min(_) => {
-            let y = site.output_typed(DType::I8)?;
-            for i in 0..2 {
-                let t = site.typed(i, DType::I8, false)?;
-                let fits = t.shape.rank() <= y.shape.rank()
-                    && t.shape.dims().iter().rev().zip(y.shape.dims().iter().rev()).all(|(&a, &b)| a == b || a == 1);
-                if !fits {
-                    return site.fail(format_args!(
-                        "input {i} of shape {:?} does not broadcast to the output's {:?}",
-                        t.shape.dims(),
-                        y.shape.dims()
-                    ));
-                }
-            }
-            Ok(())
-        }
+        Op::Add(_) | Op::Sub(_) | Op::Mul(_) | Op::Max(_) | Op::Min(_) => site.broadcasts(2, DType::I8),
         Op::Concat { axis } => {
-            let y = site.output_typed(DType::I8)?;
+            let y = site.output_typed(site.movable(0)?.dtype)?;
             if axis >= y.shape.rank() {
                 return site.fail(format_args!("axis {axis} is past the output's rank {}", y.shape.rank()));
             }
             let mut total = 0usize;
             for i in 0..site.inputs.len() {
-                let t = site.typed(i, DType::I8, false)?;
+                let t = site.typed(i, y.dtype, false)?;
                 let mut dims = t.shape.nhwc();
                 if t.shape.rank() != y.shape.rank() {
                     return site.fail(format_args!(
@@ -250,7 +341,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             Ok(())
         }
         Op::Transpose { perm, axes } => {
-            let x = site.typed(0, DType::I8, false)?;
+            let x = site.movable(0)?;
             site.same_quant(x, y)?;
             let rank = x.shape.rank();
             let mut seen = [false; 4];
@@ -266,7 +357,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             for (d, &a) in dims.iter_mut().zip(&perm[..rank]) {
                 *d = x.shape.nhwc()[a];
             }
-            expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
+            expect_dims(site, site.output_typed(x.dtype)?, dims, rank)
         }
         Op::Pad { before, after, axes, .. } => {
             let x = site.typed(0, DType::I8, false)?;
@@ -285,7 +376,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
         }
         Op::Slice { start, step, axes } => {
-            let x = site.typed(0, DType::I8, false)?;
+            let x = site.movable(0)?;
             site.same_quant(x, y)?;
             let rank = x.shape.rank();
             if axes != rank || y.shape.rank() != rank {
@@ -294,7 +385,7 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
                     y.shape.rank()
                 ));
             }
-            let (xd, yd) = (x.shape.nhwc(), site.output_typed(DType::I8)?.shape.nhwc());
+            let (xd, yd) = (x.shape.nhwc(), site.output_typed(x.dtype)?.shape.nhwc());
             for a in 0..rank {
                 // The first and last source index along `a`, in i128 so that
                 // no product of a file's numbers overflows.
@@ -308,15 +399,16 @@ pub(crate) fn check(op: &Op, site: &Site<'_>) -> Result<(), Error> {
             }
             Ok(())
         }
-        Op::Reduce { .. } => {
-            let x = site.typed(0, DType::I8, false)?;
+        Op::Reduce { .. } | Op::FloatReduce { .. } => {
+            let dtype = if matches!(op, Op::Reduce { .. }) { DType::I8 } else { DType::F32 };
+            let x = site.typed(0, dtype, false)?;
             let rank = x.shape.rank();
             let mut dims = x.shape.nhwc();
             match rank.checked_sub(1) {
                 Some(last) if dims[last] > 0 => dims[last] = 1,
                 _ => return site.fail(format_args!("input {:?} has no last dimension to reduce", x.shape.dims())),
             }
-            expect_dims(site, site.output_typed(DType::I8)?, dims, rank)
+            expect_dims(site, site.output_typed(dtype)?, dims, rank)
         }
         Op::ZeroInsert { stride } => {
             let x = site.typed(0, DType::I8, false)?;

@@ -6,7 +6,9 @@ pub(crate) mod check;
 mod params;
 
 pub(crate) use check::check;
-pub use params::{Act, Conv2d, CoordTransform, NearestMode, Pool, Resize, ResizeMode};
+pub use params::{
+    Act, Binary, Bounds, Conv2d, CoordTransform, FloatConv2d, NearestMode, Pool, Resize, ResizeMode, Unary,
+};
 
 use crate::error::{malformed, Error};
 
@@ -107,11 +109,36 @@ pub enum OpKind {
     /// and every other cell the zero point (real zero); same quantization.
     /// A pure data move. Params: `[sh, sw]`, each at least 1.
     ZeroInsert = 30,
+    /// Float convolution (a float island's, see [`crate::kernels::scalar::float`]).
+    /// Inputs: `x` f32 [N,H,W,C]; weights f16 or f32 [KH,KW,C/groups,O]
+    /// (output channel last, as the SIMD kernels read them); bias f32 [O];
+    /// optional negative-side slope f32 [O] (a fused PRelu or leaky Relu).
+    /// Output f32 [N,OH,OW,O]. Params: [`FloatConv2d`].
+    FloatConv2d = 31,
+    /// Float fully connected: `x` f32 [N,K], weights f16 or f32 [K,O], then
+    /// as [`OpKind::FloatConv2d`]. Output f32 [N,O]. Params: [`Bounds`].
+    FloatFullyConnected = 32,
+    /// An elementwise function of two f32 tensors, broadcasting as
+    /// [`OpKind::Add`]. Params: `[function]`, a [`Binary`] code.
+    FloatBinary = 33,
+    /// An elementwise function of an f32 tensor. Params: `[function, a, b]`:
+    /// a [`Unary`] code and its two parameters as f32 bits (0 when unused).
+    FloatUnary = 34,
+    /// Softmax of an f32 tensor over its last dimension. No params.
+    FloatSoftmax = 35,
+    /// Mean or maximum of an f32 tensor over its last dimension, as
+    /// [`OpKind::Reduce`]. Params: `[mode]`, 0 for the mean, 1 for the
+    /// maximum.
+    FloatReduce = 36,
+    /// Matrix product of two f32 activations `a` [..,M,K] and `b` [..,K,N]
+    /// of the same rank (2 to 4) and leading dimensions: output [..,M,N].
+    /// No params.
+    FloatMatMul = 37,
 }
 
 impl OpKind {
     /// Every kind, for decoding and listings.
-    pub const ALL: [OpKind; 25] = [
+    pub const ALL: [OpKind; 32] = [
         OpKind::Conv2d,
         OpKind::FullyConnected,
         OpKind::Add,
@@ -137,6 +164,13 @@ impl OpKind {
         OpKind::Min,
         OpKind::Reduce,
         OpKind::ZeroInsert,
+        OpKind::FloatConv2d,
+        OpKind::FloatFullyConnected,
+        OpKind::FloatBinary,
+        OpKind::FloatUnary,
+        OpKind::FloatSoftmax,
+        OpKind::FloatReduce,
+        OpKind::FloatMatMul,
     ];
 
     /// The format minor version that introduced this kind: a file holds the
@@ -145,8 +179,23 @@ impl OpKind {
     pub fn since_minor(self) -> u16 {
         match self {
             OpKind::Sub | OpKind::Slice | OpKind::Max | OpKind::Min | OpKind::Reduce | OpKind::ZeroInsert => 1,
+            k if k.is_float() => 2,
             _ => 0,
         }
+    }
+
+    /// Whether the kind computes in float (its activations are f32).
+    pub fn is_float(self) -> bool {
+        matches!(
+            self,
+            OpKind::FloatConv2d
+                | OpKind::FloatFullyConnected
+                | OpKind::FloatBinary
+                | OpKind::FloatUnary
+                | OpKind::FloatSoftmax
+                | OpKind::FloatReduce
+                | OpKind::FloatMatMul
+        )
     }
 
     /// Decodes a kind code.
@@ -158,6 +207,8 @@ impl OpKind {
     fn arity(self) -> (usize, usize) {
         match self {
             OpKind::Conv2d | OpKind::FullyConnected => (4, 1),
+            OpKind::FloatConv2d | OpKind::FloatFullyConnected => (3, 1),
+            OpKind::FloatBinary | OpKind::FloatMatMul => (2, 0),
             OpKind::Add
             | OpKind::Sub
             | OpKind::Mul
@@ -200,6 +251,13 @@ pub(crate) enum Op {
     Min(Act),
     Reduce { max: bool },
     ZeroInsert { stride: [usize; 2] },
+    FloatConv2d(FloatConv2d),
+    FloatFullyConnected(Bounds),
+    FloatBinary(Binary),
+    FloatUnary { f: Unary, a: f32, b: f32 },
+    FloatSoftmax,
+    FloatReduce { max: bool },
+    FloatMatMul,
 }
 
 impl Op {
@@ -295,13 +353,41 @@ impl Op {
                 }
                 Op::Slice { start: dims(starts)?, step, axes: starts.len() }
             }
-            OpKind::Reduce => {
+            OpKind::Reduce | OpKind::FloatReduce => {
                 expect(1)?;
-                match p[0] {
-                    0 => Op::Reduce { max: false },
-                    1 => Op::Reduce { max: true },
-                    v => malformed!("operator {index} (Reduce): mode {v}, 0 (mean) or 1 (max) expected"),
+                let max = match p[0] {
+                    0 => false,
+                    1 => true,
+                    v => malformed!("operator {index} ({kind:?}): mode {v}, 0 (mean) or 1 (max) expected"),
+                };
+                if kind == OpKind::Reduce {
+                    Op::Reduce { max }
+                } else {
+                    Op::FloatReduce { max }
                 }
+            }
+            OpKind::FloatConv2d => {
+                expect(FloatConv2d::WORDS)?;
+                Op::FloatConv2d(FloatConv2d::from_words(p, index)?)
+            }
+            OpKind::FloatFullyConnected => {
+                expect(Bounds::WORDS)?;
+                Op::FloatFullyConnected(Bounds::from_words(p, index)?)
+            }
+            OpKind::FloatBinary => {
+                expect(1)?;
+                Op::FloatBinary(Binary::from_word(p[0], index)?)
+            }
+            OpKind::FloatUnary => {
+                expect(3)?;
+                let f = Unary::from_word(p[0], index)?;
+                let (a, b) = (f32::from_bits(p[1] as u32), f32::from_bits(p[2] as u32));
+                if f == Unary::Clamp {
+                    Bounds::from_words(&p[1..], index)?;
+                } else if !(a.is_finite() && b.is_finite()) {
+                    malformed!("operator {index} (FloatUnary): parameters {a} and {b} must be finite");
+                }
+                Op::FloatUnary { f, a, b }
             }
             OpKind::ZeroInsert => {
                 expect(2)?;
@@ -318,7 +404,9 @@ impl Op {
             | OpKind::Softmax
             | OpKind::L2Norm
             | OpKind::Quantize
-            | OpKind::Dequantize => {
+            | OpKind::Dequantize
+            | OpKind::FloatSoftmax
+            | OpKind::FloatMatMul => {
                 expect(0)?;
                 match kind {
                     OpKind::GlobalAvgPool => Op::GlobalAvgPool,
@@ -327,6 +415,8 @@ impl Op {
                     OpKind::Softmax => Op::Softmax,
                     OpKind::L2Norm => Op::L2Norm,
                     OpKind::Quantize => Op::Quantize,
+                    OpKind::FloatSoftmax => Op::FloatSoftmax,
+                    OpKind::FloatMatMul => Op::FloatMatMul,
                     _ => Op::Dequantize,
                 }
             }

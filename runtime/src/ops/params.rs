@@ -78,6 +78,21 @@ impl Conv2d {
     }
 
     pub(crate) fn from_words(p: &[i32], op: usize) -> Result<Self, Error> {
+        Ok(Conv2d { act: Act::from_words(&p[9..11], op)?, ..Self::geometry_from_words(p, op)? })
+    }
+
+    /// The geometry words alone (the first 9 of [`Conv2d::words`]): what a
+    /// float convolution shares with an int8 one.
+    pub(crate) fn geometry_words(&self) -> Vec<i32> {
+        let mut w = self.words();
+        w.truncate(Self::GEOMETRY_WORDS);
+        w
+    }
+
+    pub(crate) const GEOMETRY_WORDS: usize = 9;
+
+    /// A convolution from its geometry words, with no activation.
+    pub(crate) fn geometry_from_words(p: &[i32], op: usize) -> Result<Self, Error> {
         Ok(Conv2d {
             stride: [positive(p[0], "stride", op)?, positive(p[1], "stride", op)?],
             dilation: [positive(p[2], "dilation", op)?, positive(p[3], "dilation", op)?],
@@ -88,8 +103,165 @@ impl Conv2d {
                 non_negative(p[7], "padding", op)?,
             ],
             groups: positive(p[8], "groups", op)?,
-            act: Act::from_words(&p[9..11], op)?,
+            act: Act::NONE,
         })
+    }
+}
+
+/// The output bounds of a float operator, in real units: a value below
+/// `lo` becomes `lo`, one above `hi` becomes `hi`, and a NaN stays NaN
+/// (`max_ps(lo, v)` then `min_ps(hi, v)` on x86). Relu is `[0, inf]`,
+/// Relu6 `[0, 6]`, none `[-inf, inf]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// Lowest output value.
+    pub lo: f32,
+    /// Highest output value.
+    pub hi: f32,
+}
+
+impl Bounds {
+    /// No bounds.
+    pub const NONE: Bounds = Bounds { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+    pub(crate) const WORDS: usize = 2;
+
+    /// The parameter words: `lo` and `hi` as f32 bits.
+    pub fn words(&self) -> Vec<i32> {
+        alloc::vec![self.lo.to_bits() as i32, self.hi.to_bits() as i32]
+    }
+
+    pub(crate) fn from_words(p: &[i32], op: usize) -> Result<Self, Error> {
+        let b = Bounds { lo: f32::from_bits(p[0] as u32), hi: f32::from_bits(p[1] as u32) };
+        if b.lo.is_nan() || b.hi.is_nan() || b.lo > b.hi {
+            malformed!("operator {op}: bounds {}..={} are not an interval", b.lo, b.hi);
+        }
+        Ok(b)
+    }
+
+    /// `v` within the bounds.
+    #[inline(always)]
+    pub fn apply(&self, v: f32) -> f32 {
+        let v = if v < self.lo { self.lo } else { v };
+        if v > self.hi {
+            self.hi
+        } else {
+            v
+        }
+    }
+}
+
+/// A float convolution: the geometry of [`Conv2d`] (whose `act` is
+/// [`Act::NONE`] and unused) and output bounds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloatConv2d {
+    /// Stride, dilation, padding and groups.
+    pub conv: Conv2d,
+    /// Fused clamp.
+    pub bounds: Bounds,
+}
+
+impl FloatConv2d {
+    pub(crate) const WORDS: usize = Conv2d::GEOMETRY_WORDS + Bounds::WORDS;
+
+    /// The parameter words: the 9 geometry words of [`Conv2d::words`], then
+    /// [`Bounds::words`].
+    pub fn words(&self) -> Vec<i32> {
+        let mut w = self.conv.geometry_words();
+        w.extend(self.bounds.words());
+        w
+    }
+
+    pub(crate) fn from_words(p: &[i32], op: usize) -> Result<Self, Error> {
+        let (geometry, bounds) = p.split_at(Conv2d::GEOMETRY_WORDS);
+        Ok(FloatConv2d { conv: Conv2d::geometry_from_words(geometry, op)?, bounds: Bounds::from_words(bounds, op)? })
+    }
+}
+
+/// An elementwise function of two float tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// `a + b`
+    Add = 0,
+    /// `a - b`
+    Sub = 1,
+    /// `a * b`
+    Mul = 2,
+    /// `a / b`
+    Div = 3,
+    /// `b` if `a < b`, else `a`.
+    Max = 4,
+    /// `b` if `a > b`, else `a`.
+    Min = 5,
+    /// `a` to the power `b` (`libm::powf`).
+    Pow = 6,
+}
+
+impl Binary {
+    const ALL: [Binary; 7] =
+        [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Pow];
+
+    pub(crate) fn from_word(v: i32, op: usize) -> Result<Self, Error> {
+        match Self::ALL.into_iter().find(|b| *b as i32 == v) {
+            Some(b) => Ok(b),
+            None => malformed!("operator {op}: unknown binary function {v}"),
+        }
+    }
+}
+
+/// An elementwise function of one float tensor, with up to two constant
+/// parameters `a` and `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// `a` below `a`, `b` above `b` ([`Bounds`]).
+    Clamp = 0,
+    /// `1 / (1 + exp(-x))`
+    Sigmoid = 1,
+    /// `tanh(x)`
+    Tanh = 2,
+    /// `x * min(max(x + 3, 0), 6) / 6`
+    HardSwish = 3,
+    /// `min(max(a * x + b, 0), 1)`
+    HardSigmoid = 4,
+    /// `|x|`
+    Abs = 5,
+    /// `-x`
+    Neg = 6,
+    /// `exp(x)`
+    Exp = 7,
+    /// `ln(x)`
+    Log = 8,
+    /// `sqrt(x)`
+    Sqrt = 9,
+    /// `erf(x)`
+    Erf = 10,
+    /// `x * (1 + erf(x / sqrt(2))) / 2`
+    Gelu = 11,
+    /// `1 / x`
+    Reciprocal = 12,
+}
+
+impl Unary {
+    const ALL: [Unary; 13] = [
+        Unary::Clamp,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::HardSwish,
+        Unary::HardSigmoid,
+        Unary::Abs,
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Erf,
+        Unary::Gelu,
+        Unary::Reciprocal,
+    ];
+
+    pub(crate) fn from_word(v: i32, op: usize) -> Result<Self, Error> {
+        match Self::ALL.into_iter().find(|u| *u as i32 == v) {
+            Some(u) => Ok(u),
+            None => malformed!("operator {op}: unknown unary function {v}"),
+        }
     }
 }
 

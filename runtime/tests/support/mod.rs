@@ -110,3 +110,67 @@ fn small_net_writer(seed: u64) -> (ModelWriter, Vec<TensorId>) {
     w.inputs(&[x]);
     (w, vec![c1, dw, pw, sum, pooled, gap, flat, fc, emb])
 }
+
+/// Random float weights in `-scale..scale`.
+pub fn f32s(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.f32_in(-scale, scale)).collect()
+}
+
+/// A network with a float island, using every float operator: int8 input
+/// [1,12,12,8] → Dequantize → 3x3 float conv (f16 weights, PRelu, Relu6
+/// bounds) → depthwise 3x3 float conv (f32 weights) → Sigmoid → Add of
+/// the two → Max with the first → Transpose to [1,12,12,16]... →
+/// Reshape [1,2304] → fully connected to 20 (f16) → Softmax; and from the
+/// depthwise output, a mean over channels, and a batched matrix product
+/// of two [1,12,12,16] slices. Outputs: the softmax, f32; the matrix
+/// product requantized to int8.
+pub fn float_island(seed: u64) -> Vec<u8> {
+    use kiln_runtime::ops::{Binary, Bounds, FloatConv2d, Unary};
+    let mut rng = Rng(seed);
+    let mut w = ModelWriter::new();
+    let f = Quant::IDENTITY;
+    let x = w.activation("x", DType::I8, &[1, 12, 12, 8], q(0.05, 3));
+    let xf = w.activation("x.f32", DType::F32, &[1, 12, 12, 8], f);
+    w.op(OpKind::Dequantize, &[x], &[xf], &[]);
+    let geometry = |groups| Conv2d { stride: [1, 1], dilation: [1, 1], pad: [1; 4], groups, act: Act::NONE };
+    let cw = w.float_constant("c.w", DType::F16, &[3, 3, 8, 16], &f32s(&mut rng, 3 * 3 * 8 * 16, 0.3));
+    let cb = w.constant_f32("c.b", &f32s(&mut rng, 16, 0.5));
+    let ca = w.constant_f32("c.a", &f32s(&mut rng, 16, 0.3));
+    let c = w.activation("c", DType::F32, &[1, 12, 12, 16], f);
+    let p = FloatConv2d { conv: geometry(1), bounds: Bounds { lo: -3.0, hi: 6.0 } };
+    w.op(OpKind::FloatConv2d, &[xf, cw, cb, ca], &[c], &p.words());
+    let dw = w.float_constant("dw.w", DType::F32, &[3, 3, 1, 16], &f32s(&mut rng, 3 * 3 * 16, 0.5));
+    let db = w.constant_f32("dw.b", &f32s(&mut rng, 16, 0.5));
+    let d = w.activation("dw", DType::F32, &[1, 12, 12, 16], f);
+    let p = FloatConv2d { conv: geometry(16), bounds: Bounds::NONE };
+    w.op(OpKind::FloatConv2d, &[c, dw, db, TensorId::ABSENT], &[d], &p.words());
+    let s = w.activation("sigmoid", DType::F32, &[1, 12, 12, 16], f);
+    w.op(OpKind::FloatUnary, &[d], &[s], &[Unary::Sigmoid as i32, 0, 0]);
+    let sum = w.activation("sum", DType::F32, &[1, 12, 12, 16], f);
+    w.op(OpKind::FloatBinary, &[s, c], &[sum], &[Binary::Add as i32]);
+    let m = w.activation("max", DType::F32, &[1, 12, 12, 16], f);
+    w.op(OpKind::FloatBinary, &[sum, c], &[m], &[Binary::Max as i32]);
+    let t = w.activation("t", DType::F32, &[1, 16, 12, 12], f);
+    w.op(OpKind::Transpose, &[m], &[t], &[0, 3, 1, 2]);
+    let flat = w.activation("flat", DType::F32, &[1, 2304], f);
+    w.op(OpKind::Reshape, &[t], &[flat], &[]);
+    let fw = w.float_constant("fc.w", DType::F16, &[2304, 20], &f32s(&mut rng, 2304 * 20, 0.05));
+    let fb = w.constant_f32("fc.b", &f32s(&mut rng, 20, 0.5));
+    let fc = w.activation("fc", DType::F32, &[1, 20], f);
+    w.op(OpKind::FloatFullyConnected, &[flat, fw, fb, TensorId::ABSENT], &[fc], &Bounds::NONE.words());
+    let soft = w.activation("softmax", DType::F32, &[1, 20], f);
+    w.op(OpKind::FloatSoftmax, &[fc], &[soft], &[]);
+    let mean = w.activation("mean", DType::F32, &[1, 12, 12, 1], f);
+    w.op(OpKind::FloatReduce, &[d], &[mean], &[0]);
+    let a = w.activation("a", DType::F32, &[1, 12, 12, 1], f);
+    w.op(OpKind::Slice, &[d], &[a], &[0, 0, 0, 5, 1, 1, 1, 1]);
+    let b = w.activation("b", DType::F32, &[1, 12, 1, 12], f);
+    w.op(OpKind::Transpose, &[mean], &[b], &[0, 1, 3, 2]);
+    let mm = w.activation("matmul", DType::F32, &[1, 12, 12, 12], f);
+    w.op(OpKind::FloatMatMul, &[a, b], &[mm], &[]);
+    let mq = w.activation("matmul.q", DType::I8, &[1, 12, 12, 12], q(0.02, 0));
+    w.op(OpKind::Quantize, &[mm], &[mq], &[]);
+    w.inputs(&[x]);
+    w.outputs(&[soft, mq]);
+    w.finish().expect("the float island is valid")
+}

@@ -8,7 +8,7 @@ use crate::Shape;
 /// Visits every output index of a broadcast: `f(y_index, a_index, b_index)`.
 /// Shapes are aligned at their last dimension; an input dimension of 1
 /// repeats.
-fn broadcast(a: Shape, b: Shape, y: Shape, mut f: impl FnMut(usize, usize, usize)) {
+pub(super) fn broadcast(a: Shape, b: Shape, y: Shape, mut f: impl FnMut(usize, usize, usize)) {
     let ydims = right_aligned(y.dims());
     let strides = |dims: &[usize]| {
         let d = right_aligned(dims);

@@ -1,9 +1,10 @@
-//! Operators that move bytes without arithmetic.
+//! Operators that move elements without arithmetic. Transpose and slice
+//! move int8 and f32 elements alike.
 
-use crate::kernels::{QIn, QOut};
+use crate::kernels::{In, Out, QIn, QOut};
 
 /// `y[i0, i1, i2, i3] = x[i_perm[0], ...]`: `y.dims[k] = x.dims[perm[k]]`.
-pub fn transpose(x: QIn<'_>, perm: &[usize], y: QOut<'_>) {
+pub fn transpose<T: Copy>(x: In<'_, T>, perm: &[usize], y: Out<'_, T>) {
     let rank = x.shape.rank();
     let xd = x.shape.nhwc();
     let mut xstride = [0usize; 4];
@@ -54,7 +55,7 @@ pub fn pad(x: QIn<'_>, before: &[usize], value: i8, y: QOut<'_>) {
 /// Strided slice: `y[i0, i1, i2, i3] = x[start[0] + i0 * step[0], ...]`
 /// (dimensions past the rank have start 0 and step 1). The model checked
 /// that every source index lies inside `x`.
-pub fn slice(x: QIn<'_>, start: &[usize], step: &[isize], y: QOut<'_>) {
+pub fn slice<T: Copy>(x: In<'_, T>, start: &[usize], step: &[isize], y: Out<'_, T>) {
     let xd = x.shape.nhwc();
     // Offset of the first element and signed stride in x of each output
     // dimension.

@@ -2,12 +2,13 @@
 
 mod add;
 mod dwconv;
+mod float;
 mod gemm_avx512;
 mod gemm_ymm;
 mod ymm;
 
 use super::gemm::{conv2d, fully_connected};
-use super::{AddFn, ConvFn, GemmFns, Impl, Isa};
+use super::{AddFn, ConvFn, FloatFns, GemmFns, Impl, Isa};
 
 /// GEMM kernels, best first.
 pub(super) static GEMM: [Impl<GemmFns>; 3] = [
@@ -36,3 +37,13 @@ pub(super) static DWCONV: [Impl<ConvFn>; 2] = [
 
 /// Add kernels, best first.
 pub(super) static ADD: [Impl<AddFn>; 1] = [Impl { name: "vadd_i8__avx2", isa: Isa::Avx2, f: add::add }];
+
+/// Float convolution and fully connected kernels, best first.
+pub(super) static FLOAT: [Impl<FloatFns>; 2] = [
+    Impl {
+        name: "fconv_f32_16x4__avx512",
+        isa: Isa::Avx512Vnni,
+        f: FloatFns { conv: float::conv_avx512, fc: float::fc_avx512 },
+    },
+    Impl { name: "fconv_f32_8x4__avx2", isa: Isa::Avx2, f: FloatFns { conv: float::conv_avx2, fc: float::fc_avx2 } },
+];
