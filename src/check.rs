@@ -9,8 +9,9 @@ use kiln_converter::import::{InputShape, OnnxModel};
 use kiln_converter::lower::Outcome;
 
 /// Prints the input and output shapes, every op type with its count and
-/// what kiln does with it, and each node it cannot run in int8 with why;
-/// fails when the model will not convert.
+/// what kiln does with it (folded, int8, float for ops with no int8 form,
+/// unsupported), and each node it cannot convert with why; fails when the
+/// model will not convert.
 pub fn run(model: &Path, shape: Option<&InputShape>) -> Result<()> {
     let onnx = OnnxModel::load_shaped(model, shape)?;
     let report = check(&onnx)?;
@@ -30,20 +31,14 @@ pub fn run(model: &Path, shape: Option<&InputShape>) -> Result<()> {
         println!("kiln converts this model");
         return Ok(());
     }
-    for (title, nodes) in [("needs float execution:", &report.float), ("unsupported:", &report.unsupported)] {
-        if !nodes.is_empty() {
-            println!("{title}");
-        }
-        for node in nodes {
-            match &node.outcome {
-                Outcome::Float(why) | Outcome::Unsupported(why) => println!("  {why}"),
-                _ => {
-                    println!("  ONNX node `{}` ({}): reads the output of an unsupported node", node.name, node.op_type)
-                }
-            }
+    println!("unsupported:");
+    for node in &report.unsupported {
+        match &node.outcome {
+            Outcome::Unsupported(why) => println!("  {why}"),
+            _ => println!("  ONNX node `{}` ({}): reads the output of an unsupported node", node.name, node.op_type),
         }
     }
-    let blocking = report.float.len() + report.unsupported.len();
+    let blocking = report.unsupported.len();
     bail!(
         "{}: kiln cannot convert {} node{} (listed above)",
         model.display(),

@@ -3,22 +3,39 @@
 use std::path::Path;
 
 use anyhow::Context;
-use kiln_runtime::TensorInfo;
+use kiln_runtime::{DType, OpKind, TensorInfo};
 
 fn dims(t: &TensorInfo<'_>) -> String {
     let d: Vec<String> = t.shape.dims().iter().map(|d| d.to_string()).collect();
     format!("[{}]", d.join(","))
 }
 
+/// The precision an operator computes in: `f32` for the float operators
+/// (with `f16` weights where it has them), else its output's type (`i8`;
+/// `Quantize` and `Dequantize` convert between the two).
+pub fn precision(kind: OpKind, inputs: &[TensorInfo<'_>], output: &TensorInfo<'_>) -> &'static str {
+    match kind {
+        k if k.is_float() && inputs.iter().any(|t| t.dtype == DType::F16) => "f32/f16w",
+        k if k.is_float() => "f32",
+        _ if output.dtype == DType::F32 => "f32",
+        _ => "i8",
+    }
+}
+
 /// Prints one row per operator, then the totals.
 pub fn run(path: &Path, onnx: Option<&Path>) -> anyhow::Result<()> {
     let model = crate::run::open_model(path)?;
-    println!("{:>4}  {:<15} {:<28} {:<16} {:>10}", "#", "op", "output", "shape", "const B");
+    println!("{:>4}  {:<19} {:<9} {:<28} {:<16} {:>10}", "#", "op", "precision", "output", "shape", "const B");
     for (i, (kind, inputs, output)) in model.ops().enumerate() {
         let constant_bytes: usize =
             inputs.iter().filter(|t| t.constant).map(|t| t.shape.elements() * t.dtype.size()).sum();
         let name: String = output.name.chars().take(28).collect();
-        println!("{i:>4}  {:<15} {name:<28} {:<16} {constant_bytes:>10}", format!("{kind:?}"), dims(&output));
+        let precision = precision(kind, &inputs, &output);
+        println!(
+            "{i:>4}  {:<19} {precision:<9} {name:<28} {:<16} {constant_bytes:>10}",
+            format!("{kind:?}"),
+            dims(&output)
+        );
     }
     for (role, list) in [("input", model.inputs().collect::<Vec<_>>()), ("output", model.outputs().collect())] {
         for t in list {

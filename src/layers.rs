@@ -1,7 +1,8 @@
-//! `kiln eval --layers`: where the int8 model loses accuracy. For every
+//! `kiln eval --layers`: where the model loses accuracy. For every
 //! operator whose output is also a tensor of the ONNX model, the SQNR of
-//! kiln's dequantized output against the float value there, accumulated
-//! over all inputs. The error is cumulative, as the next layer sees it.
+//! kiln's output (dequantized if int8; float islands' f32 as is) against
+//! the float value there, accumulated over all inputs, with the precision
+//! the operator ran in. The error is cumulative, as the next layer sees it.
 
 use std::collections::HashSet;
 
@@ -13,6 +14,7 @@ use kiln_runtime::{DType, Model, OpKind, Quant, Session};
 struct Layer {
     op: usize,
     kind: OpKind,
+    precision: &'static str,
     name: String,
     dims: Vec<usize>,
     quant: Quant,
@@ -28,8 +30,8 @@ pub struct LayerProbe {
 }
 
 impl LayerProbe {
-    /// Picks the int8 operator outputs named after an ONNX node output of
-    /// the same size (fused ops carry the name of the last fused tensor).
+    /// Picks the operator outputs named after an ONNX node output of the
+    /// same size (fused ops carry the name of the last fused tensor).
     pub fn new(onnx: &OnnxModel, kiln: &Model<'_>) -> Self {
         let graph = onnx.proto.graph.as_ref();
         let onnx_names: HashSet<&str> =
@@ -37,10 +39,11 @@ impl LayerProbe {
         let layers = kiln
             .ops()
             .enumerate()
-            .filter(|(_, (_, _, y))| y.dtype == DType::I8 && onnx_names.contains(y.name))
-            .map(|(op, (kind, _, y))| Layer {
+            .filter(|(_, (_, _, y))| matches!(y.dtype, DType::I8 | DType::F32) && onnx_names.contains(y.name))
+            .map(|(op, (kind, x, y))| Layer {
                 op,
                 kind,
+                precision: crate::inspect::precision(kind, &x, &y),
                 name: y.name.to_owned(),
                 dims: y.shape.dims().to_vec(),
                 quant: y.quant,
@@ -64,8 +67,13 @@ impl LayerProbe {
             if let Some((layer, want)) = next.next_if(|(l, _)| l.op == op) {
                 let want = to_kiln_layout(want, &layer.dims);
                 let q = layer.quant;
-                for (&b, &w) in bytes.iter().zip(&want) {
-                    let got = (f64::from(b as i8) - f64::from(q.zero_point)) * f64::from(q.scale);
+                let got: Box<dyn Iterator<Item = f64>> = if bytes.len() == 4 * want.len() {
+                    let floats = bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                    Box::new(floats)
+                } else {
+                    Box::new(bytes.iter().map(|&b| (f64::from(b as i8) - f64::from(q.zero_point)) * f64::from(q.scale)))
+                };
+                for (got, &w) in got.zip(&want) {
                     layer.signal += f64::from(w).powi(2);
                     layer.noise += (got - f64::from(w)).powi(2);
                 }
@@ -75,13 +83,13 @@ impl LayerProbe {
 
     /// Prints a table: op, kind, tensor, shape, SQNR in dB.
     pub fn print(&self) {
-        println!("per-layer SQNR of kiln's int8 outputs against the float model (cumulative error):");
-        println!("  {:>4}  {:<16} {:>7}  {:<18} tensor", "op", "kind", "SQNR dB", "shape (NHWC)");
+        println!("per-layer SQNR of kiln's outputs against the float model (cumulative error):");
+        println!("  {:>4}  {:<19} {:<9} {:>7}  {:<18} tensor", "op", "kind", "precision", "SQNR dB", "shape (NHWC)");
         for l in &self.layers {
             let sqnr = 10.0 * (l.signal / l.noise).log10();
             let kind = format!("{:?}", l.kind);
             let dims = format!("{:?}", l.dims);
-            println!("  {:>4}  {kind:<16} {sqnr:>7.2}  {dims:<18} {}", l.op, l.name);
+            println!("  {:>4}  {kind:<19} {:<9} {sqnr:>7.2}  {dims:<18} {}", l.op, l.precision, l.name);
         }
     }
 }

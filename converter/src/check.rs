@@ -15,7 +15,7 @@ pub struct OpCount {
     pub folded: usize,
     /// Lowered to kiln's int8 ops.
     pub int8: usize,
-    /// Without an int8 form: needs float execution.
+    /// Lowered to ops without an int8 form, which run in float.
     pub float: usize,
     /// Not convertible, or behind a node that is not.
     pub unsupported: usize,
@@ -33,8 +33,6 @@ impl OpCount {
 pub struct Report {
     /// Per ONNX op type, in name order.
     pub ops: BTreeMap<String, OpCount>,
-    /// The nodes that need float execution, each with why.
-    pub float: Vec<NodeReport>,
     /// The nodes kiln cannot convert, each with why.
     pub unsupported: Vec<NodeReport>,
     /// The graph outputs with their ONNX shapes, where tract inferred them.
@@ -44,7 +42,7 @@ pub struct Report {
 impl Report {
     /// Whether `kiln convert` will take the model.
     pub fn converts(&self) -> bool {
-        self.unsupported.is_empty() && self.float.is_empty()
+        self.unsupported.is_empty()
     }
 }
 
@@ -52,16 +50,13 @@ impl Report {
 pub fn check(model: &OnnxModel) -> Result<Report> {
     let (_, nodes) = lower::survey(model)?;
     let mut ops: BTreeMap<String, OpCount> = BTreeMap::new();
-    let (mut float, mut unsupported) = (Vec::new(), Vec::new());
+    let mut unsupported = Vec::new();
     for node in nodes {
         let count = ops.entry(node.op_type.clone()).or_default();
         match node.outcome {
             Outcome::Folded => count.folded += 1,
             Outcome::Int8 => count.int8 += 1,
-            Outcome::Float(_) => {
-                count.float += 1;
-                float.push(node);
-            }
+            Outcome::Float => count.float += 1,
             Outcome::Unsupported(_) | Outcome::Unreached => {
                 count.unsupported += 1;
                 unsupported.push(node);
@@ -69,5 +64,5 @@ pub fn check(model: &OnnxModel) -> Result<Report> {
         }
     }
     let outputs = model.graph().output.iter().map(|o| (o.name.clone(), model.shapes.get(&o.name).cloned())).collect();
-    Ok(Report { ops, float, unsupported, outputs })
+    Ok(Report { ops, unsupported, outputs })
 }

@@ -1,7 +1,7 @@
 //! Mixed precision: which nodes run in float.
 //!
-//! A node runs in float when it is asked to (`--float-layers`, or chosen by
-//! [`choose`]) and has a float kernel; a node without weights also runs in
+//! A node runs in float when it has no int8 kernel, or when it is asked to
+//! (`--float-layers`, or chosen by [`choose`]) and has a float kernel; a node without weights also runs in
 //! float when one of its inputs was computed in float, so that an island
 //! grows through the cheap operators after a float layer (activations,
 //! residual sums, concatenations, reshapes) until an int8 layer reads it,
@@ -25,7 +25,7 @@ use kiln_runtime::{DType, Model, Session};
 
 use crate::calibrate::Range;
 use crate::ir::{cost, Graph, Op};
-use crate::quantize::{float_capable, quantize_mixed, Precision};
+use crate::quantize::{float_capable, int8_capable, quantize_mixed, Precision};
 
 /// What to run in float.
 #[derive(Clone, Debug)]
@@ -88,7 +88,7 @@ pub fn resolve(graph: &Graph, seeds: &[bool], weights: DType) -> Precision {
     let mut float = vec![false; graph.nodes.len()];
     for (n, node) in graph.nodes.iter().enumerate() {
         let grows = !weighted(&node.op) && node.inputs.iter().any(|&t| float_tensor[t]);
-        float[n] = (seeds[n] || grows) && float_capable(graph, node);
+        float[n] = !int8_capable(graph, node) || ((seeds[n] || grows) && float_capable(graph, node));
         float_tensor[node.output] = float[n];
     }
     Precision { float, weights }

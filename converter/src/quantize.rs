@@ -12,7 +12,7 @@ use kiln_runtime::quant::{lut, softmax_table};
 use kiln_runtime::{DType, OpKind, Quant};
 
 use crate::calibrate::Range;
-use crate::ir::{FusedActivation, Graph, Op, TensorId, Window};
+use crate::ir::{FusedActivation, Graph, Math, Op, TensorId, Window};
 use crate::plan::{plan, Lifetime};
 
 /// Asymmetric int8 quantization covering `range` and real zero exactly.
@@ -61,7 +61,7 @@ fn act_range(clamp: Option<(f32, f32)>, q: Quant) -> Act {
 /// domain of the graph input instead of its calibrated range: for images,
 /// the range every pixel can take, so that 0..255 quantizes exactly.
 pub fn quantize(graph: &Graph, ranges: &[Option<Range>], input_range: Option<Range>) -> Result<Vec<u8>> {
-    quantize_mixed(graph, ranges, input_range, &Precision::int8(graph))
+    quantize_mixed(graph, ranges, input_range, &Precision::least_float(graph))
 }
 
 /// Which nodes of a graph run in float, and how float weights are stored.
@@ -74,9 +74,10 @@ pub struct Precision {
 }
 
 impl Precision {
-    /// Every node in int8.
-    pub fn int8(graph: &Graph) -> Self {
-        Precision { float: vec![false; graph.nodes.len()], weights: DType::F16 }
+    /// Every node in int8 that has an int8 form; the others (and the cheap
+    /// ops they feed, see [`crate::precision`]) in float.
+    pub fn least_float(graph: &Graph) -> Self {
+        crate::precision::resolve(graph, &vec![false; graph.nodes.len()], DType::F16)
     }
 }
 
@@ -283,12 +284,13 @@ impl<'g> Emitter<'g> {
             }
             Op::FullyConnected { weights, out_features, bias, activation } => {
                 let yq = fresh(self)?;
-                let y = self.declare(out, yq);
                 let k = weights.len() / out_features;
                 let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, *out_features)?;
                 let w = self.writer.fc_weights(&format!("{}.weight", node.name), [*out_features, k], 1.0, &wq);
                 let act = act_range(activation.clamp, yq);
+                let (x, y) = self.rows(node, x, (DType::I8, xq, yq));
                 self.op(OpKind::FullyConnected, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &act.words());
+                self.unrows(node, y, DType::I8, yq);
             }
             Op::ScaleShift { scale, shift } => {
                 // A scale-and-shift no pass could fold: a 1x1 depthwise conv.
@@ -395,6 +397,7 @@ impl<'g> Emitter<'g> {
                 let y = self.declare(out, fresh(self)?);
                 self.op(OpKind::Reduce, &[x], &[x], y, &[i32::from(*max)]);
             }
+            Op::Div | Op::MatMul | Op::Math(_) => bail!("{} has no int8 form: it runs in float", node.op.name()),
             Op::Softmax { axis } => {
                 if *axis + 1 != out_dims.len() {
                     bail!(
@@ -432,9 +435,40 @@ impl<'g> Emitter<'g> {
                 let o = *out_features;
                 let io = output_channel_last(weights, o);
                 let w = self.writer.float_constant(&format!("{}.weight", node.name), wtype, &[io.len() / o, o], &io);
+                let f = Quant::IDENTITY;
+                let (x, y) = self.rows(node, x, (DType::F32, f, f));
                 let inputs = self.float_affine(&node.name, x, w, bias, activation, o);
-                let y = self.declare_float(out);
                 self.op(OpKind::FloatFullyConnected, &inputs, &[x], y, &bounds(activation.clamp).words());
+                self.unrows(node, y, DType::F32, f);
+            }
+            Op::ScaleShift { scale, shift } if dims.len() != 4 => {
+                // A LayerNorm's affine part: a product and a sum by
+                // constants broadcast along the last axis.
+                let mut x = x;
+                let mut parts = vec![(Binary::Mul, "scale", scale), (Binary::Add, "shift", shift)];
+                parts.retain(|(f, _, v)| v.iter().any(|&v| v != if *f == Binary::Mul { 1.0 } else { 0.0 }));
+                let last = parts.len().saturating_sub(1);
+                for (i, (f, what, values)) in parts.into_iter().enumerate() {
+                    let c = self.writer.float_constant(
+                        &format!("{}.{what}", node.name),
+                        DType::F32,
+                        &[values.len()],
+                        values,
+                    );
+                    let y = if i == last {
+                        self.declare_float(out)
+                    } else {
+                        let t = self.activation(&format!("{}.{what}d", node.name), DType::F32, &dims, Quant::IDENTITY);
+                        t
+                    };
+                    self.op(OpKind::FloatBinary, &[x, c], &[x], y, &[f as i32]);
+                    x = y;
+                }
+                if self.floats[out].is_none() {
+                    // Scale 1 and shift 0: the identity.
+                    let y = self.declare_float(out);
+                    self.op(OpKind::Reshape, &[x], &[x], y, &[]);
+                }
             }
             Op::ScaleShift { scale, shift } => {
                 // A 1x1 depthwise convolution, as in int8.
@@ -449,17 +483,23 @@ impl<'g> Emitter<'g> {
                 let y = self.declare_float(out);
                 self.op(OpKind::FloatConv2d, &inputs, &[x], y, &p.words());
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => {
+            Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min | Op::Div => {
                 let b = self.float_input(node.inputs[1])?;
                 let f = match node.op {
                     Op::Add => Binary::Add,
                     Op::Sub => Binary::Sub,
                     Op::Max => Binary::Max,
                     Op::Min => Binary::Min,
+                    Op::Div => Binary::Div,
                     _ => Binary::Mul,
                 };
                 let y = self.declare_float(out);
                 self.op(OpKind::FloatBinary, &[x, b], &[x, b], y, &[f as i32]);
+            }
+            Op::MatMul => {
+                let b = self.float_input(node.inputs[1])?;
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatMatMul, &[x, b], &[x, b], y, &[]);
             }
             Op::Concat { axis } => {
                 let parts = node.inputs.iter().map(|&t| self.float_input(t)).collect::<Result<Vec<_>>>()?;
@@ -498,6 +538,40 @@ impl<'g> Emitter<'g> {
             }
         }
         Ok(())
+    }
+
+    /// The input and output of a fully connected `node` as the runtime
+    /// takes them, `[rows, features]`: the IR's `[.., features]` input is
+    /// reshaped (a view), and the output is a fresh rank-2 tensor when the
+    /// IR's is of another rank ([`Emitter::unrows`] reshapes it back).
+    /// `(dtype, x's quantization, y's)` say the tensors' types.
+    fn rows(
+        &mut self,
+        node: &crate::ir::Node,
+        x: KTensor,
+        (dtype, xq, yq): (DType, Quant, Quant),
+    ) -> (KTensor, KTensor) {
+        let (xs, ys) = (&self.graph.tensors[node.inputs[0]].shape, &self.graph.tensors[node.output].shape);
+        if xs.len() == 2 && ys.len() == 2 {
+            let y = if dtype == DType::F32 { self.declare_float(node.output) } else { self.declare(node.output, yq) };
+            return (x, y);
+        }
+        let (k, o) = (*xs.last().unwrap_or(&1), *ys.last().unwrap_or(&1));
+        let rows = xs.iter().product::<usize>() / k.max(1);
+        let flat = self.activation(&format!("{}.rows", node.name), dtype, &[rows, k], xq);
+        self.op(OpKind::Reshape, &[x], &[x], flat, &[]);
+        (flat, self.activation(&format!("{}.out_rows", node.name), dtype, &[rows, o], yq))
+    }
+
+    /// Reshapes a fully connected layer's rank-2 output `y` to its IR
+    /// tensor, unless [`Emitter::rows`] declared that already.
+    fn unrows(&mut self, node: &crate::ir::Node, y: KTensor, dtype: DType, yq: Quant) {
+        let declared =
+            if dtype == DType::F32 { self.floats[node.output] } else { self.emitted[node.output].map(|e| e.0) };
+        if declared.is_none() {
+            let out = if dtype == DType::F32 { self.declare_float(node.output) } else { self.declare(node.output, yq) };
+            self.op(OpKind::Reshape, &[y], &[y], out, &[]);
+        }
     }
 
     /// The inputs of a float convolution or fully connected layer with `o`
@@ -580,13 +654,23 @@ impl<'g> Emitter<'g> {
     }
 }
 
+/// Whether `node` of `graph` has an int8 kernel.
+pub fn int8_capable(graph: &Graph, node: &crate::ir::Node) -> bool {
+    let rank = graph.tensors[node.output].shape.len();
+    match &node.op {
+        Op::ScaleShift { .. } => rank == 4,
+        Op::Softmax { axis } => axis + 1 == rank,
+        op => !op.float_only(),
+    }
+}
+
 /// Whether `node` of `graph` has a float kernel.
 pub fn float_capable(graph: &Graph, node: &crate::ir::Node) -> bool {
     let rank = graph.tensors[node.output].shape.len();
     match &node.op {
         // The float kernel pads with zeros only.
         Op::Conv2d { pad_value, pads, .. } => *pad_value == 0.0 || pads.iter().all(|&p| p == 0),
-        Op::ScaleShift { .. } => rank == 4,
+        Op::ScaleShift { .. } => true,
         Op::Softmax { axis } => axis + 1 == rank,
         Op::FullyConnected { .. }
         | Op::Add
@@ -594,6 +678,8 @@ pub fn float_capable(graph: &Graph, node: &crate::ir::Node) -> bool {
         | Op::Mul
         | Op::Max
         | Op::Min
+        | Op::Div
+        | Op::MatMul
         | Op::Concat { .. }
         | Op::Reshape { .. }
         | Op::Transpose { .. }
@@ -613,6 +699,12 @@ fn unary(op: &Op) -> Option<(Unary, f32, f32)> {
         Op::Neg => (Unary::Neg, 0.0, 0.0),
         Op::HardSwish => (Unary::HardSwish, 0.0, 0.0),
         Op::HardSigmoid { alpha, beta } => (Unary::HardSigmoid, *alpha, *beta),
+        Op::Math(Math::Sqrt) => (Unary::Sqrt, 0.0, 0.0),
+        Op::Math(Math::Exp) => (Unary::Exp, 0.0, 0.0),
+        Op::Math(Math::Log) => (Unary::Log, 0.0, 0.0),
+        Op::Math(Math::Erf) => (Unary::Erf, 0.0, 0.0),
+        Op::Math(Math::Reciprocal) => (Unary::Reciprocal, 0.0, 0.0),
+        Op::Math(Math::Pow(e)) => (Unary::Pow, *e, 0.0),
         _ => return None,
     })
 }

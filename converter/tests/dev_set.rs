@@ -271,3 +271,115 @@ fn ocr_detector_probability_map_follows_fp32() {
     // its measured level is the floor until mixed precision.
     assert_cosines(&agreements, |_| 0.98);
 }
+
+/// The recogniser's characters by class: class 0 is CTC's blank, then the
+/// dictionary the model file carries (its `character` metadata, as
+/// RapidOCR reads it), then the space.
+fn recogniser_characters(onnx: &kiln_converter::import::OnnxModel) -> Vec<String> {
+    let entry =
+        onnx.proto.metadata_props.iter().find(|e| e.key == "character").expect("the model lists its characters");
+    let mut characters = vec![String::new()];
+    characters.extend(entry.value.lines().map(String::from));
+    characters.push(" ".into());
+    characters
+}
+
+/// Greedy CTC decoding of `[steps, classes]` scores: the best class per
+/// step, repeats merged, blanks dropped.
+fn ctc_greedy(scores: &[f32], classes: usize, characters: &[String]) -> String {
+    let mut text = String::new();
+    let mut previous = 0;
+    for step in scores.chunks(classes) {
+        let best = argmax(step);
+        if best != 0 && best != previous {
+            text.push_str(characters.get(best).map_or("?", String::as_str));
+        }
+        previous = best;
+    }
+    text
+}
+
+/// Characters to change to turn `a` into `b` (Levenshtein distance).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// A text line as RapidOCR gives it to the recogniser: 48 rows, the width
+/// the aspect ratio asks (at most 320), zeros to 320 columns.
+fn recogniser_input(font: &ab_glyph::FontVec, line: &str, seed: usize) -> Sample {
+    let px = 26.0 + (seed % 5) as f32 * 5.0;
+    let width = Canvas::measure(font, line, px).ceil() as usize + 10;
+    let height = (px * 1.35).ceil() as usize;
+    let paper = [250 - (seed % 3) as u8 * 25, 248 - (seed % 4) as u8 * 12, 240];
+    let mut canvas = Canvas::new(width, height, paper);
+    canvas.text(font, line, (5.0, px * 0.15), px, [(seed * 37 % 80) as u8, 20, (seed * 53 % 120) as u8]);
+    let columns = ((48 * width) as f64 / height as f64).ceil().min(320.0) as usize;
+    Sample { path: PathBuf::from(line), values: canvas.resized(columns, 48).paddle_tensor(320) }
+}
+
+#[test]
+fn ocr_recogniser_reads_what_fp32_reads_with_its_neck_in_float() {
+    // PP-OCRv4's recogniser: a CNN, then an SVTR neck (LayerNorm as
+    // ReduceMean, Sub, Pow, Sqrt and Div; attention as MatMul of two
+    // activations and Softmax), which has no int8 form: kiln runs the CNN in
+    // int8 and the neck in float, as shipped.
+    let font = text::font();
+    let shape: InputShape = "1,3,48,320".parse().unwrap();
+    let (onnx, graph) = kiln_converter::load_ir_shaped(&common::model("dev/ppocrv4_rec.onnx"), Some(&shape)).unwrap();
+    let float_nodes = graph.nodes.iter().filter(|n| n.op.float_only()).count();
+    // 5 LayerNorms (Pow, Sqrt, Div each) and 2 attention blocks (2 MatMuls each).
+    assert_eq!(float_nodes, 19, "the neck's float-only ops");
+    // Lines 0..8 of the first rendering calibrate; every line, rendered
+    // twice more at other sizes and colours, is held out.
+    let calibration: Vec<Sample> = (0..8).map(|i| recogniser_input(&font, LINES[i], i)).collect();
+    let held_out: Vec<Sample> =
+        (0..2 * LINES.len()).map(|i| recogniser_input(&font, LINES[i % LINES.len()], i + 11)).collect();
+    let ranges = calibrate(&onnx, &graph, &calibration, Method::Mse, |_, _| {}).unwrap();
+    let file = AlignedBytes::copy_of(&quantize(&graph, &ranges, Some(Range { min: -1.0, max: 1.0 })).unwrap());
+    let kiln = Model::from_bytes(&file).unwrap();
+    let float_ops = kiln.ops().filter(|(kind, ..)| kind.is_float()).count();
+    let int8_convs = kiln.ops().filter(|(kind, ..)| *kind == kiln_runtime::OpKind::Conv2d).count();
+    let mut session = Session::new(&kiln).unwrap();
+    let name = onnx.graph().output[0].name.clone();
+    let reference = Reference::new(&onnx, &[name]).unwrap();
+    let characters = recogniser_characters(&onnx);
+    let classes = characters.len();
+    let (mut same, mut errors_kiln, mut errors_fp32, mut total) = (0, 0, 0, 0);
+    for sample in &held_out {
+        let want = reference.run(&sample.values).unwrap().remove(0);
+        session.set_input_f32(0, &layout::nchw_to_nhwc(&sample.values, &onnx.input_shape)).unwrap();
+        session.run();
+        let mut got = vec![0f32; want.len()];
+        session.output_f32(0, &mut got).unwrap();
+        let (read_kiln, read_fp32) = (ctc_greedy(&got, classes, &characters), ctc_greedy(&want, classes, &characters));
+        let truth = sample.path.to_string_lossy();
+        same += usize::from(read_kiln == read_fp32);
+        errors_kiln += edit_distance(&read_kiln, &truth);
+        errors_fp32 += edit_distance(&read_fp32, &truth);
+        total += truth.chars().count();
+        if read_kiln != read_fp32 {
+            eprintln!("  `{truth}`: fp32 reads `{read_fp32}`, kiln `{read_kiln}`");
+        }
+    }
+    let cer = |errors: usize| 100.0 * errors as f64 / total as f64;
+    eprintln!(
+        "ppocrv4_rec: {int8_convs} int8 convolutions, {float_ops} float ops; same text as fp32 on {same}/{} lines; \
+         character error rate against the rendered truth: kiln {:.2}%, fp32 {:.2}%",
+        held_out.len(),
+        cer(errors_kiln),
+        cer(errors_fp32)
+    );
+    assert!(int8_convs >= 20 && float_ops >= 20, "the CNN runs in int8 and the neck in float");
+    assert!(held_out.len() >= 40 && same * 100 >= 95 * held_out.len(), "{same}/{} lines read as fp32", held_out.len());
+}

@@ -203,7 +203,8 @@ impl<'a> Model<'a> {
                 _ => None,
             };
             if let Some(k) = bad {
-                malformed!("tensor {i}: {:?} constant value {k} is not a finite number", t.dtype);
+                let dtype = if t.dtype == DType::F16 { "f16" } else { "f32" };
+                malformed!("tensor {i}: {dtype} constant value {k} is not a finite number");
             }
         }
         let (nodes, node_inputs) = read_ops(&file[ops], &tensors, &file[weights.clone()])?;

@@ -173,6 +173,10 @@ fn ranges(
             None if matches!(node.op, Op::Reduce { .. } | Op::Max | Op::Min) => {
                 node.inputs.iter().map(|&i| ranges[i]).reduce(|a, b| a.zip(b).map(|(a, b)| a.union(b))).flatten()
             }
+            // Float-only ops that lowering added (a matrix product in ONNX
+            // order, moved back to NHWC after) need no int8 range: their
+            // consumers run in float.
+            None if node.op.float_only() => None,
             // A softmax lowering moved to the last axis gives probabilities.
             None if matches!(node.op, Op::Softmax { .. }) => Some(Range { min: 0.0, max: 1.0 }),
             None => bail!(

@@ -62,6 +62,37 @@ pub struct FusedActivation {
     pub clamp: Option<(f32, f32)>,
 }
 
+/// Element-wise functions that run in float only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Math {
+    /// Square root.
+    Sqrt,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// The error function.
+    Erf,
+    /// `1 / x`.
+    Reciprocal,
+    /// `x` to a constant power.
+    Pow(f32),
+}
+
+impl Math {
+    /// The function, in f32.
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Math::Sqrt => v.sqrt(),
+            Math::Exp => v.exp(),
+            Math::Log => v.ln(),
+            Math::Erf => libm::erff(v),
+            Math::Reciprocal => 1.0 / v,
+            Math::Pow(e) => v.powf(e),
+        }
+    }
+}
+
 /// Pooling window geometry, in NHWC terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
@@ -129,6 +160,15 @@ pub enum Op {
     Max,
     /// Element-wise minimum of two activations (numpy broadcasting).
     Min,
+    /// Element-wise quotient of two activations (numpy broadcasting). No
+    /// int8 form: it runs in float.
+    Div,
+    /// Matrix product of two activations of equal rank, 2 to 4, and equal
+    /// leading dimensions: `[.., M, K] × [.., K, N]`, in ONNX axis order
+    /// (lowering moves rank-4 operands out of NHWC and back). No int8 form.
+    MatMul,
+    /// An element-wise function with no int8 form.
+    Math(Math),
     /// Concatenation along an IR axis.
     Concat {
         /// IR axis.
@@ -249,6 +289,14 @@ impl Op {
             Op::Mul => "Mul",
             Op::Max => "Max",
             Op::Min => "Min",
+            Op::Div => "Div",
+            Op::MatMul => "MatMul",
+            Op::Math(Math::Sqrt) => "Sqrt",
+            Op::Math(Math::Exp) => "Exp",
+            Op::Math(Math::Log) => "Log",
+            Op::Math(Math::Erf) => "Erf",
+            Op::Math(Math::Reciprocal) => "Reciprocal",
+            Op::Math(Math::Pow(_)) => "Pow",
             Op::Concat { .. } => "Concat",
             Op::MaxPool(_) => "MaxPool",
             Op::AvgPool { .. } => "AvgPool",
@@ -317,6 +365,11 @@ impl Op {
             Op::HardSigmoid { alpha, beta } => Some(Box::new(move |v: f32| (alpha * v + beta).clamp(0.0, 1.0))),
             _ => None,
         }
+    }
+
+    /// Whether the op has no int8 form and always runs in float.
+    pub fn float_only(&self) -> bool {
+        matches!(self, Op::Div | Op::MatMul | Op::Math(_))
     }
 
     /// Whether the op only moves values (so its output range is its

@@ -37,7 +37,18 @@ pub fn output_shape(op: &Op, shapes: &[&[usize]]) -> Result<Vec<usize>> {
             channelwise(first, slope)?;
             first.to_vec()
         }
-        Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => broadcast(shapes)?,
+        Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min | Op::Div => broadcast(shapes)?,
+        Op::MatMul => {
+            let (a, b) = (first, shapes.get(1).copied().unwrap_or_default());
+            let rank = a.len();
+            ensure!(
+                (2..=4).contains(&rank) && b.len() == rank && a[..rank - 2] == b[..rank - 2],
+                "matrix product of {a:?} and {b:?}: ranks 2 to 4, equal, with equal leading dimensions expected"
+            );
+            ensure!(a[rank - 1] == b[rank - 2], "matrix product of {a:?} and {b:?}: inner sizes differ");
+            [&a[..rank - 1], &[b[rank - 1]]].concat()
+        }
+        Op::Math(_) => first.to_vec(),
         Op::Concat { axis } => {
             let mut out = first.to_vec();
             ensure!(*axis < out.len(), "concat axis {axis} out of rank {}", out.len());

@@ -33,11 +33,10 @@ use crate::ir::{self, Graph, Node, Op, TensorId};
 pub enum Outcome {
     /// Its outputs do not depend on the input: tract folded them at import.
     Folded,
-    /// It became IR ops, which run in int8.
+    /// It became IR ops, which run in int8 (or in float, if asked).
     Int8,
-    /// It has no int8 form and needs float execution, which kiln does not
-    /// have yet; the message says why (and names the node).
-    Float(String),
+    /// It became IR ops with no int8 form, which run in float.
+    Float,
     /// kiln has no form for it; the message says why (and names the node).
     Unsupported(String),
     /// It reads the output of an unsupported node whose shape is unknown,
@@ -45,29 +44,16 @@ pub enum Outcome {
     Unreached,
 }
 
-/// The error of an op that kiln knows has no int8 form (LayerNorm's Pow
-/// and Sqrt, attention's MatMul of two activations, ...): it must run in
-/// float. [`survey`] reports such a node as [`Outcome::Float`].
-#[derive(Debug)]
-pub struct NeedsFloat(pub String);
-
-impl std::fmt::Display for NeedsFloat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: it needs float execution, and kiln runs int8 ops only so far", self.0)
-    }
-}
-
-impl std::error::Error for NeedsFloat {}
-
-/// ONNX ops with no int8 form in any use: lowering names them as needing
-/// float execution rather than as unknown.
-pub const FLOAT_ONLY: &[&str] = &["Pow", "Sqrt", "Exp", "Log", "Erf", "Reciprocal", "Gelu", "LayerNormalization"];
+/// The ONNX ops of [`lowered_ops`] that have no int8 form in any use:
+/// they always run in float. (Div and MatMul run in float only between two
+/// activations.)
+pub const FLOAT_ONLY: &[&str] = &["Pow", "Sqrt", "Exp", "Log", "Erf", "Reciprocal"];
 
 /// Lowers one ONNX node (with the model's opset) into IR ops.
 type LowerFn = fn(&mut Lowering, &NodeProto, i64) -> Result<()>;
 
-/// Every ONNX op kiln lowers to int8 IR ops, and how; the README's table
-/// of supported operators is checked against it.
+/// Every ONNX op kiln lowers to IR ops, and how; the README's table of
+/// supported operators is checked against it.
 const LOWERED: &[(&str, LowerFn)] = &[
     ("Conv", |cx, node, _| nn::conv(cx, node)),
     ("ConvTranspose", |cx, node, _| nn::conv_transpose(cx, node)),
@@ -112,9 +98,15 @@ const LOWERED: &[(&str, LowerFn)] = &[
     ("DepthToSpace", |cx, node, _| shape::depth_space(cx, node)),
     ("SpaceToDepth", |cx, node, _| shape::depth_space(cx, node)),
     ("Softmax", shape::softmax),
+    ("Pow", pointwise::math),
+    ("Sqrt", pointwise::math),
+    ("Exp", pointwise::math),
+    ("Log", pointwise::math),
+    ("Erf", pointwise::math),
+    ("Reciprocal", pointwise::math),
 ];
 
-/// The ONNX ops kiln lowers to int8 IR ops.
+/// The ONNX ops kiln lowers to IR ops.
 pub fn lowered_ops() -> impl Iterator<Item = &'static str> {
     LOWERED.iter().map(|(op, _)| *op)
 }
@@ -137,7 +129,7 @@ pub fn lower(model: &OnnxModel) -> Result<Graph> {
     let unsupported: Vec<String> = reports
         .iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Unsupported(why) | Outcome::Float(why) => Some(why.clone()),
+            Outcome::Unsupported(why) => Some(why.clone()),
             _ => None,
         })
         .collect();
@@ -193,17 +185,16 @@ pub fn survey(model: &OnnxModel) -> Result<(Graph, Vec<NodeReport>)> {
         } else if cx.outputs_constant(&node) {
             Outcome::Folded
         } else {
+            let before = cx.graph.nodes.len();
             match cx.lower_node(&node, opset) {
+                Ok(()) if cx.graph.nodes[before..].iter().any(|n| n.op.float_only()) => Outcome::Float,
                 Ok(()) => Outcome::Int8,
                 Err(e) => {
                     cx.stand_in(&node, model);
-                    let float = e.downcast_ref::<NeedsFloat>().is_some();
-                    let why = format!("{:#}", e.context(format!("ONNX node `{}` ({})", node.name, node.op_type)));
-                    if float {
-                        Outcome::Float(why)
-                    } else {
-                        Outcome::Unsupported(why)
-                    }
+                    Outcome::Unsupported(format!(
+                        "{:#}",
+                        e.context(format!("ONNX node `{}` ({})", node.name, node.op_type))
+                    ))
                 }
             }
         };
@@ -272,7 +263,6 @@ impl Lowering {
         }
         match LOWERED.iter().find(|(name, _)| *name == op) {
             Some((_, lower)) => lower(self, node, opset),
-            None if FLOAT_ONLY.contains(&op) => Err(NeedsFloat(format!("`{op}` has no int8 form")).into()),
             None => bail!("unsupported ONNX op `{op}`: kiln has no kernel for it"),
         }
     }

@@ -4,9 +4,9 @@
 use anyhow::{bail, ensure, Result};
 use tract_onnx::pb::NodeProto;
 
-use super::{Lowering, NeedsFloat, Value};
+use super::{Lowering, Value};
 use crate::ir::layout::transpose;
-use crate::ir::{FusedActivation, Op, Window};
+use crate::ir::{FusedActivation, Op, TensorId, Window, NCHW_TO_NHWC, NHWC_TO_NCHW};
 
 /// ONNX `pads` (`[top, left, bottom, right]` for 2-D) after resolving
 /// `auto_pad` for an input of `size` `[h, w]`.
@@ -244,11 +244,12 @@ pub(super) fn gemm(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     fully_connected(cx, node, x, weights, out, bias)
 }
 
-/// MatMul by a constant matrix `[in, out]`.
+/// MatMul by a constant matrix `[in, out]` (a fully connected layer), or
+/// of two activations (float only).
 pub(super) fn matmul(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     let x = cx.activation(&node.input[0])?;
-    if matches!(cx.value(&node.input[1])?, Value::Activation(_)) {
-        return Err(NeedsFloat("MatMul of two activations has no int8 form".into()).into());
+    if let Value::Activation(y) = *cx.value(&node.input[1])? {
+        return matmul_activations(cx, node, x, y);
     }
     ensure!(cx.shape(x).len() != 4, "MatMul of a rank-4 activation by a constant is not supported");
     let b = cx.constant(&node.input[1])?;
@@ -257,6 +258,27 @@ pub(super) fn matmul(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
     };
     let weights = transpose(&b.values, &[k, out], &[1, 0]);
     fully_connected(cx, node, x, weights, out, vec![0.0; out])
+}
+
+/// MatMul of two activations of equal rank (2 to 4) and leading
+/// dimensions. Rank-4 operands are NHWC in the IR: they move to ONNX order
+/// for the product and the result moves back.
+fn matmul_activations(cx: &mut Lowering, node: &NodeProto, a: TensorId, b: TensorId) -> Result<()> {
+    let (sa, sb) = (cx.shape(a).to_vec(), cx.shape(b).to_vec());
+    ensure!(
+        sa.len() == sb.len() && (2..=4).contains(&sa.len()),
+        "MatMul of activations of shapes {sa:?} and {sb:?}: kiln takes equal ranks from 2 to 4"
+    );
+    if sa.len() != 4 {
+        return cx.push(&node.name, Op::MatMul, vec![a, b], Some(&node.output[0])).map(drop);
+    }
+    let to_onnx = |cx: &mut Lowering, t: TensorId, which: &str| {
+        cx.push(&format!("{}.{which}_nchw", node.name), Op::Transpose { perm: NHWC_TO_NCHW.to_vec() }, vec![t], None)
+    };
+    let (a, b) = (to_onnx(cx, a, "a")?, to_onnx(cx, b, "b")?);
+    let product = cx.push(&format!("{}.nchw", node.name), Op::MatMul, vec![a, b], None)?;
+    let back = Op::Transpose { perm: NCHW_TO_NHWC.to_vec() };
+    cx.push(&node.name, back, vec![product], Some(&node.output[0])).map(drop)
 }
 
 fn fully_connected(

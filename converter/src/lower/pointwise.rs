@@ -5,8 +5,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use tract_onnx::pb::NodeProto;
 
-use super::{Const, Lowering, NeedsFloat, Value};
-use crate::ir::{Op, TensorId};
+use super::{Const, Lowering, Value};
+use crate::ir::{Math, Op, TensorId};
 
 /// The values of `c` as one per channel of an activation of `shape`, or a
 /// single value; kiln's ScaleShift and PRelu cannot broadcast otherwise.
@@ -37,7 +37,7 @@ pub(super) fn arithmetic(cx: &mut Lowering, node: &NodeProto) -> Result<()> {
                 "Add" => Op::Add,
                 "Sub" => Op::Sub,
                 "Mul" => Op::Mul,
-                _ => return Err(NeedsFloat(format!("{op} of two activations has no int8 form")).into()),
+                _ => Op::Div,
             };
             cx.push(&node.name, op, vec![x, y], Some(&node.output[0]))?;
             return Ok(());
@@ -138,4 +138,25 @@ pub(super) fn activation(cx: &mut Lowering, node: &NodeProto, opset: i64) -> Res
         other => unreachable!("{other} is not an activation"),
     };
     cx.unary(node, op)
+}
+
+/// Element-wise functions with no int8 form (they run in float): Sqrt,
+/// Exp, Log, Erf, Reciprocal, and Pow by a scalar constant.
+pub(super) fn math(cx: &mut Lowering, node: &NodeProto, _opset: i64) -> Result<()> {
+    let f = match node.op_type.as_str() {
+        "Sqrt" => Math::Sqrt,
+        "Exp" => Math::Exp,
+        "Log" => Math::Log,
+        "Erf" => Math::Erf,
+        "Reciprocal" => Math::Reciprocal,
+        _ => {
+            let Value::Constant(_) = cx.value(&node.input[1])? else {
+                bail!("Pow to the power of an activation: kiln takes a constant exponent");
+            };
+            let e = cx.constant(&node.input[1])?;
+            ensure!(e.values.len() == 1, "Pow by an exponent of shape {:?}: kiln takes a scalar", e.shape);
+            Math::Pow(e.values[0])
+        }
+    };
+    cx.unary(node, Op::Math(f))
 }

@@ -5,6 +5,7 @@
 mod activation;
 mod flatten_fc;
 mod input_affine;
+mod rank;
 mod scale_shift;
 mod transpose;
 
@@ -25,6 +26,7 @@ pub fn optimize(graph: &mut Graph) -> Result<()> {
     flatten_fc::fold_layout_transpose(graph);
     scale_shift::fold_into_flatten_fc(graph);
     transpose::compose(graph);
+    rank::fit(graph)?;
     graph.compact();
     ir::infer_shapes(graph)?;
     log::info!("passes: {before} → {} IR nodes", graph.nodes.len());

@@ -238,10 +238,12 @@ pub enum Unary {
     Gelu = 11,
     /// `1 / x`
     Reciprocal = 12,
+    /// `x` to the power `a` (`libm::powf`)
+    Pow = 13,
 }
 
 impl Unary {
-    const ALL: [Unary; 13] = [
+    const ALL: [Unary; 14] = [
         Unary::Clamp,
         Unary::Sigmoid,
         Unary::Tanh,
@@ -255,6 +257,7 @@ impl Unary {
         Unary::Erf,
         Unary::Gelu,
         Unary::Reciprocal,
+        Unary::Pow,
     ];
 
     pub(crate) fn from_word(v: i32, op: usize) -> Result<Self, Error> {

@@ -115,6 +115,9 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::Mul => broadcast(inputs, out_shape, |a, b| a * b),
         Op::Max => broadcast(inputs, out_shape, f32::max),
         Op::Min => broadcast(inputs, out_shape, f32::min),
+        Op::Div => broadcast(inputs, out_shape, |a, b| a / b),
+        Op::MatMul => matmul(inputs, out_shape),
+        Op::Math(f) => x.iter().map(|&v| f.apply(v)).collect(),
         Op::Concat { axis } => concat(inputs, *axis),
         Op::MaxPool(_) | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Resize { .. } => {
             spatial::pool_or_resize(op, x, shape, out_shape)
@@ -130,6 +133,24 @@ fn apply(op: &Op, inputs: &[Input], out_shape: &[usize]) -> Vec<f32> {
         Op::Reduce { max: false } => x.chunks(channels).map(|row| row.iter().sum::<f32>() / channels as f32).collect(),
         Op::ZeroInsert { stride } => zero_insert(x, shape, *stride, out_shape),
     }
+}
+
+/// `[.., M, K] × [.., K, N]`, batched over the leading dimensions.
+fn matmul(inputs: &[Input], out: &[usize]) -> Vec<f32> {
+    let ((a, sa), (b, sb)) = (inputs[0], inputs[1]);
+    let rank = sa.len();
+    let (m, k, n) = (sa[rank - 2], sa[rank - 1], sb[rank - 1]);
+    let batches: usize = out[..rank - 2].iter().product();
+    let mut y = vec![0.0; batches * m * n];
+    for batch in 0..batches {
+        let (am, bm) = (&a[batch * m * k..][..m * k], &b[batch * k * n..][..k * n]);
+        for i in 0..m {
+            for j in 0..n {
+                y[(batch * m + i) * n + j] = (0..k).map(|t| am[i * k + t] * bm[t * n + j]).sum();
+            }
+        }
+    }
+    y
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -107,6 +107,7 @@ pub fn unary(f: Unary, a: f32, b: f32, x: &[f32], y: &mut [f32]) {
         Unary::Erf => libm::erff(v),
         Unary::Gelu => 0.5 * v * (1.0 + libm::erff(v * core::f32::consts::FRAC_1_SQRT_2)),
         Unary::Reciprocal => 1.0 / v,
+        Unary::Pow => libm::powf(v, a),
     };
     for (out, &v) in y.iter_mut().zip(x) {
         *out = op(v);
