@@ -17,6 +17,7 @@
 //! | Conv (groups = 1, any window) and fully connected | `qgemm_i8_8x32c4__avx512vnni`, `qgemm_i8_4x16c4__avxvnni`, `qgemm_i8_2x16c4__avx2`, `qgemm_i8_4x16c4__dotprod`, `qgemm_i8_3x16c4__neon`, scalar |
 //! | depthwise Conv (any window) | `dwconv_i8_kxk__avx512vnni`, `dwconv_i8_kxk__avx2` (also at the AVX-VNNI level), `dwconv_i8_kxk__neon`, scalar |
 //! | Add | `vadd_i8__avx2` (same shapes; broadcasts run scalar), scalar |
+//! | float Conv (groups = 1 or depthwise) and fully connected | `fconv_f32_16x4__avx512`, `fconv_f32_8x4__avx2`, `fconv_f32_4x4__neon`, scalar |
 //! | everything else, grouped Conv | scalar |
 //!
 //! No kernel needs scratch memory in the arena, so the memory plan has no

@@ -4,11 +4,12 @@
 //! and its bit-identity tests need qemu (see the cross-build issue).
 
 mod dwconv;
+mod float;
 mod gemm;
 mod neon;
 
 use super::gemm::{conv2d, fully_connected};
-use super::{AddFn, ConvFn, GemmFns, Impl, Isa};
+use super::{AddFn, ConvFn, FloatFns, GemmFns, Impl, Isa};
 
 /// GEMM kernels, best first.
 pub(super) static GEMM: [Impl<GemmFns>; 2] = [
@@ -30,3 +31,7 @@ pub(super) static DWCONV: [Impl<ConvFn>; 1] =
 
 /// Add kernels, best first (none yet: the scalar one runs).
 pub(super) static ADD: [Impl<AddFn>; 0] = [];
+
+/// Float convolution and fully connected kernels, best first.
+pub(super) static FLOAT: [Impl<FloatFns>; 1] =
+    [Impl { name: "fconv_f32_4x4__neon", isa: Isa::Neon, f: FloatFns { conv: float::conv_neon, fc: float::fc_neon } }];
