@@ -11,7 +11,7 @@ use core::panic::AssertUnwindSafe;
 use std::panic::catch_unwind;
 
 use kiln_runtime::format::{self, AlignedBytes, ModelWriter, TensorId, VERSION_MAJOR, VERSION_MINOR};
-use kiln_runtime::ops::Act;
+use kiln_runtime::ops::{Act, Binary, Bounds, Conv2d, FloatConv2d, Unary};
 #[cfg(target_pointer_width = "64")]
 use kiln_runtime::Limits;
 use kiln_runtime::{DType, Model, OpKind, Quant, Session};
@@ -795,7 +795,7 @@ fn non_finite_constants_and_huge_scales_are_rejected() {
     w.op(OpKind::PRelu, &[x, slope], &[y], &[]);
     w.inputs(&[x]);
     w.outputs(&[y]);
-    assert_rejected(&w.to_bytes(), "a NaN slope", &["f32 constant value 1 is not a finite number"]);
+    assert_rejected(&w.to_bytes(), "a NaN slope", &["tensor 2: F32 constant value 1 is not a finite number"]);
 
     // An output scale near f32's limit: its real values and their squares
     // would be infinite.
@@ -809,4 +809,593 @@ fn non_finite_constants_and_huge_scales_are_rejected() {
         "a scale of 3.4e38",
         &["tensor 1: scale 340000000000000000000000000000000000000 is above 1.0995116e12"],
     );
+}
+
+// Float operators, f32 activations inside the graph and f16 weights
+// (format minor version 2).
+
+/// The quantization of a test tensor of `dtype`: int8 has a scale, float
+/// types are not quantized.
+fn quant_of(dtype: DType) -> Quant {
+    if dtype == DType::I8 {
+        Quant { scale: 0.5, zero_point: 0 }
+    } else {
+        Quant::IDENTITY
+    }
+}
+
+/// A model of one operator, unchecked: the graph inputs `xs` (activations
+/// of the given dtype and dimensions), then the inputs that `more` adds
+/// (constants, or [`TensorId::ABSENT`]), writing the graph output `y`.
+fn float_model(
+    kind: OpKind,
+    xs: &[(DType, &[usize])],
+    more: impl FnOnce(&mut ModelWriter) -> Vec<TensorId>,
+    y: (DType, &[usize]),
+    params: &[i32],
+) -> Vec<u8> {
+    let mut w = ModelWriter::new();
+    let inputs: Vec<TensorId> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &(dtype, dims))| w.activation(&format!("x{i}"), dtype, dims, quant_of(dtype)))
+        .collect();
+    let mut reads = inputs.clone();
+    reads.extend(more(&mut w));
+    let out = w.activation("y", y.0, y.1, quant_of(y.0));
+    w.op(kind, &reads, &[out], params);
+    w.inputs(&inputs);
+    w.outputs(&[out]);
+    w.to_bytes()
+}
+
+/// Float convolution parameters: 3x3 geometry (stride 1, padding 1) with
+/// `groups`, and `bounds`.
+fn float_conv_params(groups: usize, bounds: Bounds) -> FloatConv2d {
+    let conv = Conv2d { stride: [1; 2], dilation: [1; 2], pad: [1; 4], groups, act: Act::NONE };
+    FloatConv2d { conv, bounds }
+}
+
+/// A float convolution of `x` f32 [1,4,4,8] to `y` f32 [1,4,4,16] (3x3,
+/// stride 1, padding 1) with `groups`: `affine` adds weights, bias and
+/// slopes (or whatever a case puts in their place).
+fn float_conv(groups: usize, affine: impl FnOnce(&mut ModelWriter) -> Vec<TensorId>) -> Vec<u8> {
+    let p = float_conv_params(groups, Bounds::NONE);
+    float_model(OpKind::FloatConv2d, &[(DType::F32, &[1, 4, 4, 8])], affine, (DType::F32, &[1, 4, 4, 16]), &p.words())
+}
+
+/// Float weights of `dtype` and `dims` (values in -0.5..0.5), a bias of
+/// `bias` values and, if given, slopes of `slope` values.
+fn float_affine(w: &mut ModelWriter, dtype: DType, dims: &[usize], bias: usize, slope: Option<usize>) -> Vec<TensorId> {
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = (0..n).map(|i| i as f32 / n as f32 - 0.5).collect();
+    let wt = w.float_constant("w", dtype, dims, &values);
+    let b = w.constant_f32("b", &vec![0.5; bias]);
+    let a = slope.map_or(TensorId::ABSENT, |n| w.constant_f32("a", &vec![0.25; n]));
+    vec![wt, b, a]
+}
+
+/// The bits of `v`, as a parameter word.
+fn bits(v: f32) -> i32 {
+    v.to_bits() as i32
+}
+
+#[test]
+fn f16_tensors_are_finite_constants() {
+    let dims = [3, 3, 8, 16];
+    let n = 3 * 3 * 8 * 16;
+    // A float convolution whose f16 weights (tensor 1) hold `bits` at
+    // element 5.
+    let with = |bits: u16| {
+        float_conv(1, |w| {
+            let mut v: Vec<u16> = (0..n).map(|i| half::f16::from_f32(i as f32 / n as f32 - 0.5).to_bits()).collect();
+            v[5] = bits;
+            let bytes: Vec<u8> = v.iter().flat_map(|b| b.to_le_bytes()).collect();
+            let wt = w.constant("w", DType::F16, &dims, Quant::IDENTITY, &bytes);
+            vec![wt, w.constant_f32("b", &[0.5; 16]), TensorId::ABSENT]
+        })
+    };
+    // The largest finite f16, the smallest subnormal and negative zero.
+    for (bits, what) in [(0x7bff, "65504"), (0x0001, "2^-24"), (0x8000, "-0"), (0xfbff, "-65504")] {
+        assert!(matches!(outcome(&with(bits), what), Outcome::Ran), "{what}");
+    }
+    let non_finite = [
+        (0x7c00, "+inf"),
+        (0xfc00, "-inf"),
+        (0x7e00, "a quiet NaN"),
+        (0x7c01, "a signalling NaN"),
+        (0xfe00, "a negative NaN"),
+        (0xffff, "a NaN of all ones"),
+    ];
+    for (bits, what) in non_finite {
+        assert_rejected(&with(bits), what, &["tensor 1: F16 constant value 5 is not a finite number"]);
+    }
+    // 65520 rounds to infinity in f16: the writer stores it, the loader
+    // refuses it.
+    let b = float_conv(1, |w| {
+        let wt = w.float_constant("w", DType::F16, &dims, &vec![65520.0; n]);
+        vec![wt, w.constant_f32("b", &[0.5; 16]), TensorId::ABSENT]
+    });
+    assert_rejected(&b, "f16 weights of 65520", &["tensor 1: F16 constant value 0 is not a finite number"]);
+
+    // f16 activations: as a graph input, and as an operator's output.
+    let unary = [Unary::Abs as i32, 0, 0];
+    let b = float_model(OpKind::FloatUnary, &[(DType::F16, &[2, 8])], |_| vec![], (DType::F32, &[2, 8]), &unary);
+    assert_rejected(&b, "an f16 graph input", &["tensor 0: f16 tensors are weights and must be constants"]);
+    let b = float_model(OpKind::FloatUnary, &[(DType::F32, &[2, 8])], |_| vec![], (DType::F16, &[2, 8]), &unary);
+    assert_rejected(&b, "an f16 output", &["tensor 1: f16 tensors are weights and must be constants"]);
+    // An f16 constant where only weights may be f16: a bias, and the
+    // operand of an elementwise function.
+    let b = float_conv(1, |w| {
+        let mut t = float_affine(w, DType::F16, &dims, 16, None);
+        t[1] = w.float_constant("b.f16", DType::F16, &[16], &[0.5; 16]);
+        t
+    });
+    assert_rejected(&b, "an f16 bias", &["operator 0 (FloatConv2d): input 2 is F16, F32 expected"]);
+    let b = float_model(
+        OpKind::FloatBinary,
+        &[(DType::F32, &[2, 8])],
+        |w| vec![w.float_constant("k", DType::F16, &[8], &[1.0; 8])],
+        (DType::F32, &[2, 8]),
+        &[Binary::Mul as i32],
+    );
+    assert_rejected(&b, "an f16 operand", &["operator 0 (FloatBinary): input 1 is F16, F32 expected"]);
+}
+
+#[test]
+fn float_convolution_weights_are_f16_or_f32_constants_that_fit() {
+    let op = "operator 0 (FloatConv2d)";
+    let dims = [3, 3, 8, 16];
+    for dtype in [DType::F16, DType::F32] {
+        for slope in [None, Some(16)] {
+            let b = float_conv(1, |w| float_affine(w, dtype, &dims, 16, slope));
+            assert!(matches!(outcome(&b, "valid weights"), Outcome::Ran), "{dtype:?} weights, slopes {slope:?}");
+        }
+    }
+    // Two groups of 4 channels, and depthwise with a channel multiplier of 2.
+    for (groups, dims) in [(2, [3, 3, 4, 16]), (8, [3, 3, 1, 16])] {
+        let b = float_conv(groups, |w| float_affine(w, DType::F16, &dims, 16, None));
+        assert!(matches!(outcome(&b, "grouped"), Outcome::Ran), "{groups} groups, weights {dims:?}");
+    }
+
+    // Weights of an int8 type.
+    let b = float_conv(1, |w| {
+        let wt = w.constant_i8("w", &dims, 0.5, &[1; 3 * 3 * 8 * 16]);
+        vec![wt, w.constant_f32("b", &[0.5; 16]), TensorId::ABSENT]
+    });
+    assert_rejected(&b, "int8 weights", &[op, "weights must be an f16 or f32 constant, found I8"]);
+    let b = float_conv(1, |w| {
+        let wt = w.conv_weights("w", [16, 3, 3, 8], 1, 0.5, &[1; 3 * 3 * 8 * 16]);
+        vec![wt, w.constant_f32("b", &[0.5; 16]), TensorId::ABSENT]
+    });
+    assert_rejected(&b, "packed int8 weights", &[op, "weights must be an f16 or f32 constant, found Packed"]);
+    // Weights that are an activation (a second graph input) rather than a
+    // constant in the file.
+    let b = float_model(
+        OpKind::FloatConv2d,
+        &[(DType::F32, &[1, 4, 4, 8]), (DType::F32, &dims)],
+        |w| vec![w.constant_f32("b", &[0.5; 16]), TensorId::ABSENT],
+        (DType::F32, &[1, 4, 4, 16]),
+        &float_conv_params(1, Bounds::NONE).words(),
+    );
+    assert_rejected(&b, "activation weights", &[op, "weights must be an f16 or f32 constant"]);
+
+    // Weight shapes that do not fit the groups and channels: (groups,
+    // weights, what the message says).
+    type Case<'a> = (usize, &'a [usize], &'a str);
+    let cases: [Case; 7] = [
+        (1, &[3, 3, 3, 16], "8 input and 16 output channels, weights for 3 per group, 1 groups do not fit"),
+        (2, &[3, 3, 8, 16], "8 input and 16 output channels, weights for 8 per group, 2 groups do not fit"),
+        (3, &[3, 3, 2, 15], "8 input and 15 output channels, weights for 2 per group, 3 groups do not fit"),
+        (16, &[3, 3, 1, 16], "8 input and 16 output channels, weights for 1 per group, 16 groups do not fit"),
+        (1, &[3, 3, 8, 15], "output has shape [1, 4, 4, 16], [1, 4, 4, 15] expected"),
+        (1, &[9, 8, 16], "weights has rank 3, 4 expected"),
+        (1, &[7, 7, 8, 16], "the 7x7 kernel does not fit the padded 4x4 input"),
+    ];
+    for (groups, dims, needle) in cases {
+        let o = *dims.last().unwrap();
+        let b = float_conv(groups, |w| float_affine(w, DType::F32, dims, o, None));
+        assert_rejected(&b, &format!("{groups} groups, weights {dims:?}"), &[op, needle]);
+    }
+}
+
+#[test]
+fn float_biases_and_slopes_have_one_value_per_output_channel() {
+    let op = "operator 0 (FloatConv2d)";
+    let dims = [3, 3, 8, 16];
+    // What is wrong, the bias and slope lengths, what the message says.
+    type Case<'a> = (&'a str, usize, Option<usize>, &'a str);
+    let cases: [Case; 4] = [
+        ("a bias of 17", 17, None, "input 2 has shape [17], [16] expected"),
+        ("a bias of 15", 15, Some(16), "input 2 has shape [15], [16] expected"),
+        ("slopes of 15", 16, Some(15), "input 3 has shape [15], [16] expected"),
+        ("slopes of 1", 16, Some(1), "input 3 has shape [1], [16] expected"),
+    ];
+    for (what, bias, slope, needle) in cases {
+        let b = float_conv(1, |w| float_affine(w, DType::F16, &dims, bias, slope));
+        assert_rejected(&b, what, &[op, needle]);
+    }
+    // A bias of rank 2, of i32, in the arena, and none at all.
+    let b = float_conv(1, |w| {
+        let mut t = float_affine(w, DType::F16, &dims, 16, None);
+        t[1] = w.constant("b2", DType::F32, &[1, 16], Quant::IDENTITY, &[0; 64]);
+        t
+    });
+    assert_rejected(&b, "a bias of rank 2", &[op, "input 2 has shape [1, 16], [16] expected"]);
+    let b = float_conv(1, |w| {
+        let mut t = float_affine(w, DType::F16, &dims, 16, None);
+        t[1] = w.constant_i32("b.i32", &[1; 16]);
+        t
+    });
+    assert_rejected(&b, "an i32 bias", &[op, "input 2 is I32, F32 expected"]);
+    let b = float_conv(1, |w| {
+        let mut t = float_affine(w, DType::F16, &dims, 16, None);
+        t[1] = w.activation("b.arena", DType::F32, &[16], Quant::IDENTITY);
+        t
+    });
+    assert_rejected(&b, "a bias in the arena", &[op, "input 2 must be a constant in the file"]);
+    let b = float_conv(1, |w| {
+        let mut t = float_affine(w, DType::F16, &dims, 16, None);
+        t[1] = TensorId::ABSENT;
+        t
+    });
+    assert_rejected(&b, "no bias", &[op, "input 2 is tensor 4294967295"]);
+
+    // The same for a fully connected layer: [2,8] by weights [8,20].
+    let fc = |bias: usize, slope: Option<usize>| {
+        let f = |w: &mut ModelWriter| float_affine(w, DType::F16, &[8, 20], bias, slope);
+        float_model(
+            OpKind::FloatFullyConnected,
+            &[(DType::F32, &[2, 8])],
+            f,
+            (DType::F32, &[2, 20]),
+            &Bounds::NONE.words(),
+        )
+    };
+    assert!(matches!(outcome(&fc(20, Some(20)), "valid fully connected"), Outcome::Ran));
+    let op = "operator 0 (FloatFullyConnected)";
+    assert_rejected(&fc(21, None), "fc bias of 21", &[op, "input 2 has shape [21], [20] expected"]);
+    assert_rejected(&fc(20, Some(8)), "fc slopes of 8", &[op, "input 3 has shape [8], [20] expected"]);
+}
+
+#[test]
+fn float_fully_connected_shapes_are_checked() {
+    let op = "operator 0 (FloatFullyConnected)";
+    let fc = |x: &[usize], weights: &[usize], y: &[usize]| {
+        let o = *weights.last().unwrap();
+        let f = |w: &mut ModelWriter| float_affine(w, DType::F32, weights, o, None);
+        float_model(OpKind::FloatFullyConnected, &[(DType::F32, x)], f, (DType::F32, y), &Bounds::NONE.words())
+    };
+    assert!(matches!(outcome(&fc(&[3, 8], &[8, 5], &[3, 5]), "valid"), Outcome::Ran));
+    assert_rejected(&fc(&[3, 8], &[9, 5], &[3, 5]), "weights for 9", &[op, "input has 8 features, weights expect 9"]);
+    assert_rejected(&fc(&[3, 8], &[8, 5], &[3, 4]), "4 outputs", &[op, "output has shape [3, 4], [3, 5] expected"]);
+    assert_rejected(&fc(&[1, 1, 3, 8], &[8, 5], &[3, 5]), "rank 4 input", &[op, "input has rank 4, 2 expected"]);
+    assert_rejected(&fc(&[3, 8], &[1, 8, 5], &[3, 5]), "rank 3 weights", &[op, "weights has rank 3, 2 expected"]);
+}
+
+#[test]
+fn float_bounds_are_intervals() {
+    let dims = [3, 3, 8, 16];
+    let conv = |lo: f32, hi: f32| {
+        let p = FloatConv2d { bounds: Bounds { lo, hi }, ..float_conv_params(1, Bounds::NONE) };
+        float_model(
+            OpKind::FloatConv2d,
+            &[(DType::F32, &[1, 4, 4, 8])],
+            |w| float_affine(w, DType::F16, &dims, 16, None),
+            (DType::F32, &[1, 4, 4, 16]),
+            &p.words(),
+        )
+    };
+    // Relu, Relu6, a single point, and zero to negative zero.
+    for (lo, hi) in [(0.0, f32::INFINITY), (0.0, 6.0), (1.5, 1.5), (0.0, -0.0)] {
+        assert!(matches!(outcome(&conv(lo, hi), "valid bounds"), Outcome::Ran), "bounds {lo}..={hi}");
+    }
+    type Case<'a> = (f32, f32, &'a str);
+    let cases: [Case; 5] = [
+        (f32::NAN, 6.0, "bounds NaN..=6 are not an interval"),
+        (0.0, f32::NAN, "bounds 0..=NaN are not an interval"),
+        (f32::NAN, f32::NAN, "bounds NaN..=NaN are not an interval"),
+        (6.0, 0.0, "bounds 6..=0 are not an interval"),
+        (f32::INFINITY, f32::NEG_INFINITY, "bounds inf..=-inf are not an interval"),
+    ];
+    for (lo, hi, needle) in cases {
+        assert_rejected(&conv(lo, hi), &format!("conv bounds {lo}..={hi}"), &["operator 0", needle]);
+    }
+    let b = float_model(
+        OpKind::FloatFullyConnected,
+        &[(DType::F32, &[2, 8])],
+        |w| float_affine(w, DType::F32, &[8, 20], 20, None),
+        (DType::F32, &[2, 20]),
+        &Bounds { lo: 1.0, hi: f32::NAN }.words(),
+    );
+    assert_rejected(&b, "fully connected bounds 1..=NaN", &["operator 0: bounds 1..=NaN are not an interval"]);
+    // A NaN hidden in another bit pattern: a negative NaN with a payload.
+    let mut words = float_conv_params(1, Bounds::NONE).words();
+    words[9] = 0xffc0_0001_u32 as i32;
+    let b = float_model(
+        OpKind::FloatConv2d,
+        &[(DType::F32, &[1, 4, 4, 8])],
+        |w| float_affine(w, DType::F16, &dims, 16, None),
+        (DType::F32, &[1, 4, 4, 16]),
+        &words,
+    );
+    assert_rejected(&b, "a negative NaN lower bound", &["operator 0: bounds NaN..=inf are not an interval"]);
+    let b = float_model(
+        OpKind::FloatConv2d,
+        &[(DType::F32, &[1, 4, 4, 8])],
+        |w| float_affine(w, DType::F16, &dims, 16, None),
+        (DType::F32, &[1, 4, 4, 16]),
+        &words[..10],
+    );
+    assert_rejected(&b, "no upper bound", &["operator 0 (FloatConv2d) has 10 parameters, 11 expected"]);
+}
+
+#[test]
+fn float_binary_inputs_broadcast_and_functions_are_known() {
+    let op = "operator 0 (FloatBinary)";
+    let binary = |a: &[usize], b: &[usize], y: &[usize], params: &[i32]| {
+        float_model(OpKind::FloatBinary, &[(DType::F32, a), (DType::F32, b)], |_| vec![], (DType::F32, y), params)
+    };
+    for f in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Pow] {
+        let b = binary(&[1, 2, 2, 3], &[3], &[1, 2, 2, 3], &[f as i32]);
+        assert!(matches!(outcome(&b, "valid"), Outcome::Ran), "{f:?} of [1, 2, 2, 3] and [3]");
+    }
+    let b = binary(&[], &[2, 1, 3], &[2, 4, 3], &[Binary::Add as i32]);
+    assert!(matches!(outcome(&b, "a scalar and a broadcast"), Outcome::Ran));
+
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &[1, 2, 2, 3],
+            &[1, 1, 1, 2],
+            &[1, 2, 2, 3],
+            "input 1 of shape [1, 1, 1, 2] does not broadcast to the output's [1, 2, 2, 3]",
+        ),
+        (&[2, 3], &[3], &[3], "input 0 of shape [2, 3] does not broadcast to the output's [3]"),
+        (&[1, 2, 2, 3], &[1, 2, 2, 3], &[1, 2, 2, 1], "input 0 of shape [1, 2, 2, 3] does not broadcast"),
+        (&[4, 3], &[2, 3], &[4, 3], "input 1 of shape [2, 3] does not broadcast to the output's [4, 3]"),
+    ];
+    for (a, b, y, needle) in cases {
+        let file = binary(a, b, y, &[Binary::Add as i32]);
+        assert_rejected(&file, &format!("{a:?} and {b:?} to {y:?}"), &[op, needle]);
+    }
+    for code in [7, -1, i32::MAX, i32::MIN] {
+        let b = binary(&[2, 3], &[2, 3], &[2, 3], &[code]);
+        assert_rejected(&b, &format!("function {code}"), &[&format!("operator 0: unknown binary function {code}")]);
+    }
+    assert_rejected(&binary(&[2, 3], &[2, 3], &[2, 3], &[]), "no function", &[op, "0 parameters, 1 expected"]);
+    let b = float_model(OpKind::FloatBinary, &[(DType::F32, &[2, 3])], |_| vec![], (DType::F32, &[2, 3]), &[0]);
+    assert_rejected(&b, "one input", &[op, "1 inputs and 1 outputs, 2 to 2 inputs and 1 output expected"]);
+}
+
+#[test]
+fn float_unary_functions_and_parameters_are_checked() {
+    let op = "operator 0 (FloatUnary)";
+    let unary = |params: &[i32]| {
+        float_model(OpKind::FloatUnary, &[(DType::F32, &[2, 5])], |_| vec![], (DType::F32, &[2, 5]), params)
+    };
+    for code in 0..=12 {
+        let (a, b) = match code {
+            0 => (-1.0, 1.0),
+            4 => (0.2, 0.5),
+            _ => (0.0, 0.0),
+        };
+        assert!(matches!(outcome(&unary(&[code, bits(a), bits(b)]), "valid"), Outcome::Ran), "function {code}");
+    }
+    // A clamp to the whole line, and to one point.
+    let clamp = Unary::Clamp as i32;
+    for (lo, hi) in [(f32::NEG_INFINITY, f32::INFINITY), (2.0, 2.0)] {
+        assert!(matches!(outcome(&unary(&[clamp, bits(lo), bits(hi)]), "clamp"), Outcome::Ran), "{lo}..={hi}");
+    }
+
+    for code in [13, 255, -1, i32::MIN] {
+        let b = unary(&[code, 0, 0]);
+        assert_rejected(&b, &format!("function {code}"), &[&format!("operator 0: unknown unary function {code}")]);
+    }
+    // Parameters of functions other than Clamp must be finite (both, even
+    // where the function uses none).
+    let (sigmoid, hard) = (Unary::Sigmoid as i32, Unary::HardSigmoid as i32);
+    type Case<'a> = ([i32; 3], &'a str);
+    let cases: [Case; 4] = [
+        ([sigmoid, bits(f32::NAN), 0], "parameters NaN and 0 must be finite"),
+        ([hard, bits(0.2), bits(f32::INFINITY)], "parameters 0.2 and inf must be finite"),
+        ([hard, bits(f32::NEG_INFINITY), bits(0.5)], "parameters -inf and 0.5 must be finite"),
+        ([Unary::Gelu as i32, 0, 0x7f80_0001], "parameters 0 and NaN must be finite"),
+    ];
+    for (params, needle) in cases {
+        assert_rejected(&unary(&params), needle, &[op, needle]);
+    }
+    // A Clamp's parameters are bounds: an interval, no NaN.
+    let cases: [Case; 4] = [
+        ([clamp, bits(2.0), bits(1.0)], "bounds 2..=1 are not an interval"),
+        ([clamp, bits(f32::NAN), bits(1.0)], "bounds NaN..=1 are not an interval"),
+        ([clamp, bits(-1.0), bits(f32::NAN)], "bounds -1..=NaN are not an interval"),
+        ([clamp, bits(f32::INFINITY), bits(f32::NEG_INFINITY)], "bounds inf..=-inf are not an interval"),
+    ];
+    for (params, needle) in cases {
+        assert_rejected(&unary(&params), needle, &["operator 0", needle]);
+    }
+    assert_rejected(&unary(&[clamp, 0]), "two parameters", &[op, "2 parameters, 3 expected"]);
+    let b = float_model(OpKind::FloatUnary, &[(DType::F32, &[2, 5])], |_| vec![], (DType::F32, &[5, 2]), &[5, 0, 0]);
+    assert_rejected(&b, "a new shape", &[op, "shapes [2, 5] and [5, 2] differ"]);
+}
+
+#[test]
+fn float_matrix_products_need_matching_operands() {
+    let op = "operator 0 (FloatMatMul)";
+    let matmul = |a: &[usize], b: &[usize], y: &[usize]| {
+        float_model(OpKind::FloatMatMul, &[(DType::F32, a), (DType::F32, b)], |_| vec![], (DType::F32, y), &[])
+    };
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize]);
+    let valid: [Case; 3] = [
+        (&[2, 3], &[3, 4], &[2, 4]),
+        (&[2, 2, 3], &[2, 3, 4], &[2, 2, 4]),
+        (&[1, 2, 2, 3], &[1, 2, 3, 5], &[1, 2, 2, 5]),
+    ];
+    for (a, b, y) in valid {
+        assert!(matches!(outcome(&matmul(a, b, y), "valid"), Outcome::Ran), "{a:?} times {b:?}");
+    }
+    assert_rejected(
+        &matmul(&[2, 3], &[4, 5], &[2, 5]),
+        "inner sizes",
+        &[op, "[2, 3] times [4, 5]: inner sizes differ"],
+    );
+    let b = matmul(&[2, 2, 3, 4], &[2, 2, 3, 4], &[2, 2, 3, 4]);
+    assert_rejected(&b, "square operands", &[op, "[2, 2, 3, 4] times [2, 2, 3, 4]: inner sizes differ"]);
+    let leading = "ranks 2 to 4, equal, with the same leading dimensions expected";
+    let cases: [Case; 5] = [
+        (&[2, 3, 4], &[3, 4, 5], &[2, 3, 5]),
+        (&[1, 3, 4], &[2, 4, 5], &[2, 3, 5]),
+        (&[3, 4], &[2, 4, 5], &[2, 3, 5]),
+        (&[2, 1, 3, 4], &[2, 2, 4, 5], &[2, 2, 3, 5]),
+        (&[4], &[4], &[1]),
+    ];
+    for (a, b, y) in cases {
+        let needle = format!("operands {a:?} and {b:?}: {leading}");
+        assert_rejected(&matmul(a, b, y), &format!("{a:?} times {b:?}"), &[op, &needle]);
+    }
+    assert_rejected(
+        &matmul(&[2, 3], &[3, 4], &[2, 5]),
+        "wrong output",
+        &[op, "output has shape [2, 5], [2, 4] expected"],
+    );
+    let b = float_model(
+        OpKind::FloatMatMul,
+        &[(DType::F32, &[2, 3]), (DType::F32, &[3, 4])],
+        |_| vec![],
+        (DType::F32, &[2, 4]),
+        &[0],
+    );
+    assert_rejected(&b, "a parameter", &[op, "1 parameters, 0 expected"]);
+}
+
+#[test]
+fn float_operators_read_and_write_f32_activations() {
+    use DType::{F32, I8};
+    let (x, x4, w2) = (&[2, 8][..], &[1, 4, 4, 8][..], &[8, 20][..]);
+    let conv = float_conv_params(1, Bounds::NONE).words();
+    let conv_affine = |w: &mut ModelWriter| float_affine(w, F32, &[3, 3, 8, 16], 16, None);
+    let fc_affine = |w: &mut ModelWriter| float_affine(w, F32, &[8, 20], 20, None);
+    let unary = [Unary::Neg as i32, 0, 0];
+    let none = |_: &mut ModelWriter| vec![];
+    // Each case: the model, what the message says.
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            float_model(OpKind::FloatUnary, &[(I8, x)], none, (F32, x), &unary),
+            "(FloatUnary): input 0 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatUnary, &[(F32, x)], none, (I8, x), &unary),
+            "(FloatUnary): output is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatSoftmax, &[(I8, x)], none, (F32, x), &[]),
+            "(FloatSoftmax): input 0 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatReduce, &[(I8, x)], none, (F32, &[2, 1]), &[1]),
+            "(FloatReduce): input 0 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatReduce, &[(F32, x)], none, (I8, &[2, 1]), &[0]),
+            "(FloatReduce): output is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatBinary, &[(F32, x), (I8, x)], none, (F32, x), &[0]),
+            "(FloatBinary): input 1 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatMatMul, &[(F32, x), (I8, w2)], none, (F32, &[2, 20]), &[]),
+            "(FloatMatMul): input 1 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatConv2d, &[(I8, x4)], conv_affine, (F32, &[1, 4, 4, 16]), &conv),
+            "(FloatConv2d): input 0 is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatConv2d, &[(F32, x4)], conv_affine, (I8, &[1, 4, 4, 16]), &conv),
+            "(FloatConv2d): output is I8, F32 expected",
+        ),
+        (
+            float_model(OpKind::FloatFullyConnected, &[(I8, x)], fc_affine, (F32, &[2, 20]), &Bounds::NONE.words()),
+            "(FloatFullyConnected): input 0 is I8, F32 expected",
+        ),
+        // And the other way round: int8 operators do not read f32, and
+        // operators that move elements keep their dtype.
+        (
+            float_model(OpKind::Add, &[(F32, x), (I8, x)], none, (I8, x), &Act::NONE.words()),
+            "(Add): input 0 is F32, I8 expected",
+        ),
+        (float_model(OpKind::Reshape, &[(F32, x)], none, (I8, &[16]), &[]), "(Reshape): output is I8, F32 expected"),
+        (
+            float_model(OpKind::Dequantize, &[(F32, x)], none, (F32, x), &[]),
+            "(Dequantize): input 0 is F32, I8 expected",
+        ),
+    ];
+    for (b, needle) in cases {
+        assert_rejected(&b, needle, &["operator 0 ", needle]);
+    }
+}
+
+#[test]
+fn concatenations_do_not_mix_int8_and_f32() {
+    use DType::{F32, I8};
+    let concat = |inputs: &[DType], y: DType| {
+        let xs: Vec<(DType, &[usize])> = inputs.iter().map(|&d| (d, &[1, 2, 2, 3][..])).collect();
+        let y_dims = [1, 2, 2, 3 * inputs.len()];
+        float_model(OpKind::Concat, &xs, |_| vec![], (y, &y_dims), &[3])
+    };
+    assert!(matches!(outcome(&concat(&[F32, F32, F32], F32), "f32"), Outcome::Ran));
+    assert!(matches!(outcome(&concat(&[I8, I8], I8), "int8"), Outcome::Ran));
+    let op = "operator 0 (Concat)";
+    type Case<'a> = (&'a [DType], DType, &'a str);
+    let cases: [Case; 5] = [
+        (&[I8, F32], I8, "input 1 is F32, I8 expected"),
+        (&[F32, I8], F32, "input 1 is I8, F32 expected"),
+        (&[F32, F32, I8], F32, "input 2 is I8, F32 expected"),
+        (&[F32, F32], I8, "output is I8, F32 expected"),
+        (&[I8, I8], F32, "output is F32, I8 expected"),
+    ];
+    for (inputs, y, needle) in cases {
+        assert_rejected(&concat(inputs, y), &format!("{inputs:?} to {y:?}"), &[op, needle]);
+    }
+    // An f16 constant among f32 inputs.
+    let b = float_model(
+        OpKind::Concat,
+        &[(F32, &[1, 2, 2, 3])],
+        |w| vec![w.float_constant("k", DType::F16, &[1, 2, 2, 3], &[1.0; 12])],
+        (F32, &[1, 2, 2, 6]),
+        &[3],
+    );
+    assert_rejected(&b, "an f16 constant", &[op, "input 1 is F16, F32 expected"]);
+}
+
+#[test]
+fn every_byte_flip_of_the_float_island_outside_its_weights_is_rejected_or_runs() {
+    let file = support::float_island(11);
+    assert!(matches!(outcome(&file, "float_island"), Outcome::Ran));
+    // The writer lays the weights out last: everything before them is
+    // header, section table, strings, tensor table, graph and operators.
+    let weights = section(&file, format::section::WEIGHTS).1;
+    let ops = section(&file, format::section::OPS);
+    let (mut ran, mut rejected, mut ran_in_ops) = (0, 0, 0);
+    for at in 0..weights {
+        for mask in [0xFF, 0x01, 0x80] {
+            let b = mutated(&file, |b| b[at] ^= mask);
+            match outcome(&b, &format!("float island byte {at} ^ {mask:#04x}, resealed")) {
+                Outcome::Ran => {
+                    ran += 1;
+                    ran_in_ops += usize::from((ops.1..ops.1 + ops.2).contains(&at));
+                }
+                Outcome::Rejected(msg) => {
+                    rejected += 1;
+                    assert!(!msg.contains("checksum"), "byte {at} ^ {mask:#04x}: resealed, yet {msg:?}");
+                }
+            }
+        }
+    }
+    println!("{weights} bytes x 3 masks: {ran} flipped float islands still load and run ({ran_in_ops} in the operators), {rejected} are rejected");
+    // Bounds, unary functions and slice starts are operator words that
+    // can change and still make a valid model: those paths ran too.
+    assert!(rejected > ran && ran_in_ops > 0, "{ran} ran ({ran_in_ops} in the operators), {rejected} rejected");
 }

@@ -8,9 +8,12 @@
 //! reference, as a converter would, and few outputs may saturate.
 //!
 //! `hand` adds small cases whose int8 outputs are worked out by hand.
+//! `float` checks the float kernels against f64 with tolerances suited to
+//! f32 instead (their outputs are not quantized).
 
 mod conv;
 mod elementwise;
+mod float;
 mod hand;
 mod layout;
 mod normalize;
