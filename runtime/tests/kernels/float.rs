@@ -556,6 +556,10 @@ fn unary_reference(f: Unary, x: f64, a: f64, b: f64) -> Want {
             (v, ULPS * (v.abs() + x.abs()))
         }
         Unary::Reciprocal => (1.0 / x, ULP * (1.0 / x).abs()),
+        Unary::Pow => {
+            let v = x.powf(a);
+            (v, ULPS * v.abs())
+        }
     };
     Want { value, tol: tol + TINY }
 }
@@ -593,6 +597,11 @@ fn unary_inputs(rng: &mut Rng, f: Unary, n: usize) -> (Vec<f32>, f32, f32) {
             (signed(rng, v), 0.0, 0.0)
         }
         Unary::Abs | Unary::Neg => (uniform(rng, n, -10.0, 10.0), 0.0, 0.0),
+        // LayerNorm squares; other exponents need a positive base.
+        Unary::Pow => {
+            let e = [2.0, 0.5, 3.0, -1.0][rng.below(4)];
+            (spread(rng, -3.0, 3.0), e, 0.0)
+        }
     }
 }
 
@@ -612,6 +621,7 @@ fn float_unary_matches_f64() {
         Unary::Erf,
         Unary::Gelu,
         Unary::Reciprocal,
+        Unary::Pow,
     ];
     for f in functions {
         run(&format!("float unary {f:?}"), 128, (1..=256usize, any::<u64>()), |&(n, seed)| {
