@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::face::{rgb, sface_int8, view, yunet_int8, YUNET};
+use common::face::{rgb, sface_int8, view, yunet_int8, yunet_mixed, YUNET};
 use kiln_converter::import::OnnxModel;
 use kiln_converter::reference::FloatYunet;
 use kiln_face::letterbox::letterbox;
@@ -15,7 +15,7 @@ use kiln_face::yunet::HEAD_NAMES;
 use kiln_face::{
     align, cosine, ChannelOrder, DetectOptions, Detector, Embedder, Face, ImageView, CROP, SFACE_SAME_PERSON,
 };
-use kiln_runtime::Session;
+use kiln_runtime::{Model, Session};
 
 const SIDE: usize = 640;
 
@@ -137,6 +137,36 @@ fn embed(embedder: &mut Embedder<'_>, img: &ImageView<'_>, face: &Face) -> Vec<f
 /// near-tied anchors swap places under NMS).
 #[test]
 fn aligned_crops_embed_like_opencvs_crops() {
+    let (mean, min) = crops_against_opencv(&yunet_int8(), "int8 YuNet");
+    assert!(mean >= 0.98, "kiln's aligned crops embed at mean cosine {mean:.4} to OpenCV's");
+    assert!(min >= 0.9, "a crop embeds at cosine {min:.4} to OpenCV's: a wrong face or misplaced landmarks");
+}
+
+/// With `--precision auto`, YuNet's layers whose float form raises its
+/// outputs' cosine to fp32 the most run in float, and it still finds every
+/// face of the Solvay photo. Its crops are measured, not asserted: the
+/// outputs' cosine over whole maps (background included) rises from 0.98419
+/// to 0.99241, yet the crops embed at mean 0.9684 / min 0.7158 against
+/// int8's 0.9823 / 0.9425 — the objective does not weigh the landmarks of
+/// the faces found, which is what the crops depend on (issue 18 stays open
+/// on this).
+#[test]
+fn mixed_precision_yunet_finds_every_solvay_face() {
+    let model = yunet_mixed();
+    let floats = model.ops().filter(|(kind, ..)| kind.is_float()).count();
+    assert!(floats > 0, "auto precision chose no float layer");
+    crops_against_opencv(&model, "mixed-precision YuNet");
+    let img = rgb(&common::photo(SOLVAY));
+    let mut detector = Detector::new(Session::new(&model).unwrap()).unwrap();
+    let solvay = detector.detect(&view(&img), &DetectOptions::default()).unwrap().len();
+    eprintln!("mixed-precision YuNet ({floats} float ops) finds {solvay} faces in the Solvay photo");
+    assert_eq!(solvay, 29, "the Solvay photo shows 29 people");
+}
+
+/// The mean and lowest cosine of SFace's embeddings of kiln's aligned
+/// crops (faces found by `detector_model`) against OpenCV's crops of the
+/// same faces, checking that the 15 Solvay crops match 15 distinct faces.
+fn crops_against_opencv(detector_model: &Model<'_>, what: &str) -> (f64, f32) {
     let model = sface_int8();
     let mut embedder = Embedder::new(Session::new(&model).unwrap()).unwrap();
     let ours: Vec<(String, Vec<f32>)> = single_faces()
@@ -144,8 +174,7 @@ fn aligned_crops_embed_like_opencvs_crops() {
         .map(|(name, img, face)| (name.split('.').next().unwrap().to_owned(), embed(&mut embedder, &view(img), face)))
         .collect();
     let solvay = rgb(&common::photo(SOLVAY));
-    let detector_model = yunet_int8();
-    let mut detector = Detector::new(Session::new(&detector_model).unwrap()).unwrap();
+    let mut detector = Detector::new(Session::new(detector_model).unwrap()).unwrap();
     let solvay_faces = detector.detect(&view(&solvay), &DetectOptions::default()).unwrap().to_vec();
     let solvay_embeddings: Vec<Vec<f32>> =
         solvay_faces.iter().map(|f| embed(&mut embedder, &view(&solvay), f)).collect();
@@ -181,12 +210,11 @@ fn aligned_crops_embed_like_opencvs_crops() {
         min = min.min(cos);
     }
     let mean = sum / crops.len() as f64;
-    eprintln!("cosine over {} crops: mean {mean:.4}, min {min:.4}", crops.len());
+    eprintln!("{what}: cosine over {} crops: mean {mean:.4}, min {min:.4}", crops.len());
     matched_solvay.sort();
     matched_solvay.dedup();
     assert_eq!((crops.len(), matched_solvay.len()), (24, 15));
-    assert!(mean >= 0.98, "kiln's aligned crops embed at mean cosine {mean:.4} to OpenCV's");
-    assert!(min >= 0.9, "a crop embeds at cosine {min:.4} to OpenCV's: a wrong face or misplaced landmarks");
+    (mean, min)
 }
 
 #[test]

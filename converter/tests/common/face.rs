@@ -27,6 +27,35 @@ pub fn yunet_int8() -> Model<'static> {
     Model::from_bytes(bytes).unwrap()
 }
 
+/// YuNet with `--precision auto` (defaults: target cosine 0.999, at most
+/// 10% of the MACs in float), calibrated as [`yunet_int8`].
+pub fn yunet_mixed() -> Model<'static> {
+    static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
+    let bytes = BYTES.get_or_init(|| {
+        let options = ImageOptions { bgr: true, letterbox: true, ..ImageOptions::default() };
+        let precision = kiln_converter::precision::Options {
+            float_layers: Vec::new(),
+            auto: Some(kiln_converter::precision::Auto { target_cosine: 0.999, float_macs: 0.1 }),
+            weights: kiln_runtime::DType::F16,
+        };
+        let recipe =
+            kiln_converter::Recipe { shape: None, method: Method::MinMax, prune: None, precision: Some(&precision) };
+        let path = super::model(YUNET);
+        let done = kiln_converter::convert_with(&path, &super::detector_calibration(), &options, &recipe, |_, _| {});
+        let report = done.as_ref().unwrap().precision.clone().unwrap();
+        eprintln!(
+            "YuNet --precision auto: float layers {:?}, {} of {} MACs; outputs' lowest cosine {:.5} (int8 {:.5})",
+            report.float_layers,
+            report.float_macs.0,
+            report.float_macs.1,
+            kiln_converter::precision::worst(&report.cosines),
+            kiln_converter::precision::worst(&report.base)
+        );
+        AlignedBytes::copy_of(&done.unwrap().bytes)
+    });
+    Model::from_bytes(bytes).unwrap()
+}
+
 /// SFace in int8, calibrated with MSE ranges on face crops.
 pub fn sface_int8() -> Model<'static> {
     static BYTES: OnceLock<AlignedBytes> = OnceLock::new();
