@@ -196,7 +196,8 @@ fn sface_runs_inspects_and_evaluates() {
         .lines()
         .skip_while(|l| !l.starts_with("per-layer SQNR"))
         .skip(2)
-        .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        // op, kind, precision, SQNR dB, ...
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
         .collect();
     assert!(sqnr.len() >= 28, "SFace has 28 conv and fc layers, the table {}: {stdout}", sqnr.len());
     assert!(sqnr.iter().all(|&s| s > 10.0), "every layer keeps some signal: {sqnr:?}");
