@@ -13,6 +13,7 @@ use kiln_converter::calibrate::{calibrate, Method, Range};
 use kiln_converter::import::InputShape;
 use kiln_converter::input::{self, ImageOptions, Sample};
 use kiln_converter::ir::layout;
+use kiln_converter::precision;
 use kiln_converter::quantize::quantize;
 use kiln_converter::reference::Reference;
 use kiln_runtime::format::AlignedBytes;
@@ -43,11 +44,42 @@ fn convert_and_compare(
     held_out: &[Sample],
     method: Method,
 ) -> Vec<Agreement> {
+    convert_mixed_and_compare(model, shape, value_range, (calibration, held_out), method, None)
+}
+
+/// [`convert_and_compare`], with the float layers `precision` asks for
+/// (chosen on the calibration inputs).
+fn convert_mixed_and_compare(
+    model: &str,
+    shape: Option<&str>,
+    value_range: Range,
+    (calibration, held_out): (&[Sample], &[Sample]),
+    method: Method,
+    precision: Option<&precision::Options>,
+) -> Vec<Agreement> {
     let shape: Option<InputShape> = shape.map(|s| s.parse().unwrap());
     let path = common::model(&format!("dev/{model}"));
     let (onnx, graph) = kiln_converter::load_ir_shaped(&path, shape.as_ref()).unwrap();
     let ranges = calibrate(&onnx, &graph, calibration, method, |_, _| {}).unwrap();
-    let file = AlignedBytes::copy_of(&quantize(&graph, &ranges, Some(value_range)).unwrap());
+    let bytes = match precision {
+        None => quantize(&graph, &ranges, Some(value_range)).unwrap(),
+        Some(options) => {
+            let inputs: Vec<Vec<f32>> =
+                calibration.iter().map(|s| layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect();
+            let judge = precision::Judge::new(&graph, &ranges, Some(value_range), &inputs).unwrap();
+            let (chosen, report) = precision::plan(&judge, options).unwrap();
+            eprintln!(
+                "{model}: float layers {:?} ({} of {} MACs); calibration outputs' lowest cosine {:.5} (int8 {:.5})",
+                report.float_layers,
+                report.float_macs.0,
+                report.float_macs.1,
+                precision::worst(&report.cosines),
+                precision::worst(&report.base)
+            );
+            judge.bytes(&chosen).unwrap()
+        }
+    };
+    let file = AlignedBytes::copy_of(&bytes);
     let kiln = Model::from_bytes(&file).unwrap();
     let mut session = Session::new(&kiln).unwrap();
     let names: Vec<String> = onnx.graph().output.iter().map(|o| o.name.clone()).collect();
@@ -146,13 +178,37 @@ fn scrfd_score_maps_boxes_and_landmarks_follow_fp32() {
     // The stride-8 score map misses the front end's bar of 0.98 in all-int8
     // (0.96541 measured): its logits are at 29 dB SQNR, and the sigmoid
     // turns the whole network's noise near the decision boundary into score
-    // error. Float layers chosen by sensitivity (mixed precision) are the
-    // fix; until then its measured level is the floor.
+    // error. Its measured level is the floor in int8; with float layers
+    // chosen by sensitivity (the next test) every output passes 0.99.
     assert_cosines(&agreements, |name| match name {
         "score_8" => 0.96,
         score if score.starts_with("score") => 0.98,
         _ => 0.99,
     });
+}
+
+#[test]
+fn scrfd_with_auto_precision_follows_fp32_closer() {
+    // As above, with `--precision auto` (target 0.999, at most 10% of the
+    // MACs in float) chosen on 4 of the calibration photos.
+    let options = ImageOptions { bgr: true, mean: [127.5; 3], scale: 1.0 / 128.0, letterbox: true };
+    let shape = [1, 3, 640, 640];
+    let calibration = load(&files(&common::detector_calibration(), 0, 4), &shape, &options);
+    let held_out = load(&held_out_photos(), &shape, &options);
+    let auto = precision::Options {
+        float_layers: Vec::new(),
+        auto: Some(precision::Auto { target_cosine: 0.999, float_macs: 0.1 }),
+        weights: kiln_runtime::DType::F16,
+    };
+    let range = options.value_range();
+    let agreements =
+        convert_mixed_and_compare("scrfd.onnx", None, range, (&calibration, &held_out), Method::Mse, Some(&auto));
+    // Measured: score_8 0.96541 -> 0.99050, score_16 0.98827 -> 0.99125,
+    // score_32 0.98869 -> 0.99906 with 8 layers (10.0% of the MACs) in
+    // float; every output passes the front end's bar of 0.99. Issue 18's
+    // 0.995 for the score maps is not reached: with 25% of the MACs in
+    // float, score_8 reaches 0.99129 only.
+    assert_cosines(&agreements, |_| 0.99);
 }
 
 #[test]
@@ -268,7 +324,10 @@ fn ocr_detector_probability_map_follows_fp32() {
         convert_and_compare("ppocrv4_det.onnx", Some("1,3,480,640"), range, calibration, held_out, Method::Mse);
     // The front end's bar is 0.99; all-int8 reaches 0.98485 (as SCRFD's
     // stride-8 scores, the error is the whole network's, not one op's), so
-    // its measured level is the floor until mixed precision.
+    // its measured level is the floor. With `--precision auto` (10% of
+    // the MACs; 15 layers, 3.5%, chosen on the 4 calibration pages) it
+    // measured 0.98799, still short of 0.99: not asserted here, as the
+    // choice alone takes minutes.
     assert_cosines(&agreements, |_| 0.98);
 }
 
