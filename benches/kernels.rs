@@ -2,6 +2,7 @@
 //! supports: 1x1 convolutions (the GEMM behind 94% of SFace's
 //! multiply-accumulates), depthwise 3x3 at stride 1 and 2, and Add. Each
 //! case is a one-operator model run by a `Session`, as in a real model.
+//! Float islands' convolutions run on some of the same shapes.
 //! Besides, PP-OCRv4's 2x2 stride-2 ConvTranspose upsampling as kiln runs
 //! it (ZeroInsert, then a 2x2 convolution padded by 1), against a direct
 //! scalar transposed convolution written here for the comparison.
@@ -14,9 +15,9 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kiln_runtime::format::{AlignedBytes, ModelWriter};
+use kiln_runtime::format::{AlignedBytes, ModelWriter, TensorId};
 use kiln_runtime::kernels::Requant;
-use kiln_runtime::ops::{Act, Conv2d};
+use kiln_runtime::ops::{Act, Bounds, Conv2d, FloatConv2d};
 use kiln_runtime::{DType, Isa, Model, OpKind, Quant, Session, SessionOptions};
 
 /// A deterministic byte pattern.
@@ -50,6 +51,26 @@ fn conv_model(h: usize, w: usize, c: usize, o: usize, k: usize, stride: usize, g
     m.inputs(&[x]);
     m.outputs(&[y]);
     (m.finish().unwrap(), (oh * ow * o * k * k * cg) as u64)
+}
+
+/// [`conv_model`] in float: f32 input and output, f16 weights laid out
+/// `[k, k, c / groups, o]`, as a float island runs a layer.
+fn float_conv_model(h: usize, w: usize, c: usize, o: usize, k: usize, groups: usize) -> (Vec<u8>, u64) {
+    let mut m = ModelWriter::new();
+    let f = Quant::IDENTITY;
+    let x = m.activation("x", DType::F32, &[1, h, w, c], f);
+    let cg = c / groups;
+    let weights: Vec<f32> = bytes(o * k * k * cg, 1).iter().map(|&v| f32::from(v) / 1024.0).collect();
+    let wt = m.float_constant("w", DType::F16, &[k, k, cg, o], &weights);
+    let b = m.constant_f32("b", &vec![0.1; o]);
+    let pad = k / 2;
+    let y = m.activation("y", DType::F32, &[1, h, w, o], f);
+    let conv = Conv2d { stride: [1, 1], dilation: [1, 1], pad: [pad; 4], groups, act: Act::NONE };
+    let p = FloatConv2d { conv, bounds: Bounds { lo: 0.0, hi: 6.0 } };
+    m.op(OpKind::FloatConv2d, &[x, wt, b, TensorId::ABSENT], &[y], &p.words());
+    m.inputs(&[x]);
+    m.outputs(&[y]);
+    (m.finish().unwrap(), (h * w * o * k * k * cg) as u64)
 }
 
 /// Int8 constants of a 2x2 stride-2 transposed convolution from `c` to `o`
@@ -209,6 +230,7 @@ fn vnni_peak() -> Option<f64> {
 const GEMM: usize = 0;
 const DWCONV: usize = 1;
 const ADD: usize = 2;
+const FLOAT: usize = 3;
 
 /// Runs case `name` unless `KILN_BENCH` is set to text the name lacks.
 fn case(c: &mut Criterion, name: &str, (file, macs): (Vec<u8>, u64), kernel: usize, peak: Option<f64>) {
@@ -250,6 +272,11 @@ fn kernels(c: &mut Criterion) {
         case(c, &name, upsample_model(hw, hw, ch, ch), GEMM, None);
         direct_case(c, &name, [hw, hw, ch, ch]);
     }
+    // Float islands' convolutions (f16 weights, separate multiply and add
+    // for bit-identity), on shapes of the int8 cases above.
+    case(c, "float conv1x1 M=784 K=128 N=128", float_conv_model(28, 28, 128, 128, 1, 1), FLOAT, None);
+    case(c, "float conv1x1 M=196 K=256 N=512", float_conv_model(14, 14, 256, 512, 1, 1), FLOAT, None);
+    case(c, "float dwconv3x3 56x56x64 s1", float_conv_model(56, 56, 64, 64, 3, 64), FLOAT, None);
     // Add moves bytes: its "GMAC/s" are G elements/s.
     case(c, "add 56x56x64", add_model(56, 56, 64), ADD, None);
 }
