@@ -125,6 +125,7 @@ static const char *dtype_name(kiln_dtype d) {
     case KILN_DTYPE_I32: return "i32";
     case KILN_DTYPE_F32: return "f32";
     case KILN_DTYPE_PACKED: return "packed";
+    case KILN_DTYPE_F16: return "f16";
     }
     return "?";
 }
