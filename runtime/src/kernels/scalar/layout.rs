@@ -56,16 +56,17 @@ pub fn pad(x: QIn<'_>, before: &[usize], value: i8, y: QOut<'_>) {
 /// (dimensions past the rank have start 0 and step 1). The model checked
 /// that every source index lies inside `x`.
 pub fn slice<T: Copy>(x: In<'_, T>, start: &[usize], step: &[isize], y: Out<'_, T>) {
-    let xd = x.shape.nhwc();
+    let (xd, yd) = (x.shape.nhwc(), y.shape.nhwc());
     // Offset of the first element and signed stride in x of each output
-    // dimension.
+    // dimension. A step matters only along an axis of more than one
+    // output, where the model checked it stays inside `x` (so the product
+    // fits); elsewhere it can be any word, whose product could overflow.
     let (mut base, mut s, mut stride) = (0isize, [0isize; 4], 1isize);
     for a in (0..4).rev() {
         base += start.get(a).map_or(0, |&v| v as isize) * stride;
-        s[a] = step.get(a).copied().unwrap_or(1) * stride;
+        s[a] = if yd[a] > 1 { step.get(a).copied().unwrap_or(1) * stride } else { 0 };
         stride *= xd[a] as isize;
     }
-    let yd = y.shape.nhwc();
     let mut out = 0;
     for i0 in 0..yd[0] as isize {
         for i1 in 0..yd[1] as isize {
