@@ -13,7 +13,6 @@ pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: impl WeightSource, bias: &[i32], requan
     let [o, kh, kw, group_in] = w.shape().nhwc();
     let [_, oh, ow, _] = y.shape.nhwc();
     let group_out = o / p.groups;
-    let [top, left, ..] = p.pad;
     let zx = x.quant.zero_point;
     for b in 0..n {
         for oy in 0..oh {
@@ -22,21 +21,10 @@ pub fn conv2d(p: &Conv2d, x: QIn<'_>, w: impl WeightSource, bias: &[i32], requan
                 for (oc, out) in out.iter_mut().enumerate() {
                     let first_in = oc / group_out * group_in;
                     let mut acc = bias[oc];
-                    for ky in 0..kh {
-                        let Some(iy) = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(top).filter(|&iy| iy < h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..kw {
-                            let Some(ix) =
-                                (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(left).filter(|&ix| ix < width)
-                            else {
-                                continue;
-                            };
-                            let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
-                            let ws = (0..group_in).map(|i| w.at(oc, ky * kw + kx, i));
-                            acc = dot(acc, xs, zx, ws);
-                        }
+                    for (tap, iy, ix) in window(p, [oy, ox], [h, width], [kh, kw]) {
+                        let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
+                        let ws = (0..group_in).map(|i| w.at(oc, tap, i));
+                        acc = dot(acc, xs, zx, ws);
                     }
                     *out = requant.apply(acc, oc);
                 }
@@ -57,6 +45,27 @@ pub fn fully_connected(x: QIn<'_>, w: impl WeightSource, bias: &[i32], requant: 
             *out = requant.apply(acc, oc);
         }
     }
+}
+
+/// The window positions of output pixel `[oy, ox]` that lie inside an
+/// input of `[h, w]`, rows then columns: `(ky * kw + kx, iy, ix)`. Padded
+/// positions are skipped.
+pub(super) fn window(
+    p: &Conv2d,
+    [oy, ox]: [usize; 2],
+    [h, w]: [usize; 2],
+    [kh, kw]: [usize; 2],
+) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let [top, left, ..] = p.pad;
+    let rows = (0..kh).filter_map(move |ky| {
+        (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(top).filter(|&iy| iy < h).map(|iy| (ky, iy))
+    });
+    rows.flat_map(move |(ky, iy)| {
+        (0..kw).filter_map(move |kx| {
+            let ix = (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(left).filter(|&ix| ix < w)?;
+            Some((ky * kw + kx, iy, ix))
+        })
+    })
 }
 
 /// `acc + Σ (x - zx) * w`, wrapping.

@@ -4,6 +4,7 @@
 //! `libm` rather than the platform's maths library, so that every target
 //! and every SIMD kernel that keeps the order computes the same bits.
 
+use super::conv::window;
 use super::elementwise::broadcast;
 use crate::kernels::{FIn, FOut, FloatAffine};
 use crate::ops::{Binary, Conv2d, Unary};
@@ -17,7 +18,6 @@ pub fn conv2d(p: &Conv2d, x: FIn<'_>, f: &FloatAffine<'_>, y: FOut<'_>) {
     let [kh, kw, group_in, o] = f.shape.nhwc();
     let [_, oh, ow, _] = y.shape.nhwc();
     let group_out = o / p.groups;
-    let [top, left, ..] = p.pad;
     for b in 0..n {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -25,22 +25,11 @@ pub fn conv2d(p: &Conv2d, x: FIn<'_>, f: &FloatAffine<'_>, y: FOut<'_>) {
                 for (oc, out) in out.iter_mut().enumerate() {
                     let first_in = oc / group_out * group_in;
                     let mut acc = 0.0f32;
-                    for ky in 0..kh {
-                        let Some(iy) = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(top).filter(|&iy| iy < h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..kw {
-                            let Some(ix) =
-                                (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(left).filter(|&ix| ix < width)
-                            else {
-                                continue;
-                            };
-                            let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
-                            let tap = (ky * kw + kx) * group_in * o + oc;
-                            for (i, &v) in xs.iter().enumerate() {
-                                acc += v * f.weights.at(tap + i * o);
-                            }
+                    for (tap, iy, ix) in window(p, [oy, ox], [h, width], [kh, kw]) {
+                        let xs = &x.data[((b * h + iy) * width + ix) * c + first_in..][..group_in];
+                        let at = tap * group_in * o + oc;
+                        for (i, &v) in xs.iter().enumerate() {
+                            acc += v * f.weights.at(at + i * o);
                         }
                     }
                     *out = f.finish(acc, oc);
