@@ -67,13 +67,18 @@ impl LayerProbe {
             if let Some((layer, want)) = next.next_if(|(l, _)| l.op == op) {
                 let want = to_kiln_layout(want, &layer.dims);
                 let q = layer.quant;
-                let got: Box<dyn Iterator<Item = f64>> = if bytes.len() == 4 * want.len() {
-                    let floats = bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-                    Box::new(floats)
-                } else {
-                    Box::new(bytes.iter().map(|&b| (f64::from(b as i8) - f64::from(q.zero_point)) * f64::from(q.scale)))
+                let float = bytes.len() == 4 * want.len();
+                let value = |i: usize| match float {
+                    true => f64::from(f32::from_le_bytes([
+                        bytes[4 * i],
+                        bytes[4 * i + 1],
+                        bytes[4 * i + 2],
+                        bytes[4 * i + 3],
+                    ])),
+                    false => (f64::from(bytes[i] as i8) - f64::from(q.zero_point)) * f64::from(q.scale),
                 };
-                for (got, &w) in got.zip(&want) {
+                for (i, &w) in want.iter().enumerate() {
+                    let got = value(i);
                     layer.signal += f64::from(w).powi(2);
                     layer.noise += (got - f64::from(w)).powi(2);
                 }

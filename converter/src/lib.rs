@@ -177,8 +177,8 @@ pub fn convert_with(
     let mixed = match recipe.precision {
         Some(p) => {
             let judge = precision::Judge::new(&graph, &ranges, input_range, &inputs)?;
-            let (precision, report) = precision::plan(&judge, p)?;
-            bytes = judge.bytes(&precision)?;
+            let (mixed, report) = precision::plan(&judge, p)?;
+            bytes = mixed;
             Some(report)
         }
         None => None,

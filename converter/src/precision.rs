@@ -50,6 +50,8 @@ pub struct Auto {
 /// One layer's measurement.
 #[derive(Clone, Debug)]
 pub struct Candidate {
+    /// Its node in the graph.
+    pub node: usize,
     /// The ONNX node name.
     pub name: String,
     /// Its multiply-accumulates.
@@ -203,9 +205,10 @@ pub fn error(cosines: &[f64]) -> f64 {
     cosines.iter().map(|c| 1.0 - c).sum()
 }
 
-/// The precision `options` ask for: the named layers in float, and with
-/// [`Options::auto`] the layers [`choose`] picks.
-pub fn plan(judge: &Judge<'_>, options: &Options) -> Result<(Precision, Report)> {
+/// The `.kiln` bytes at the precision `options` ask for (the named layers
+/// in float, and with [`Options::auto`] the layers [`choose`] picks), and
+/// what was measured and chosen.
+pub fn plan(judge: &Judge<'_>, options: &Options) -> Result<(Vec<u8>, Report)> {
     let graph = judge.graph;
     let mut seeds = named(graph, &options.float_layers)?;
     let base = judge.cosines(&resolve(graph, &seeds, options.weights))?;
@@ -224,7 +227,8 @@ pub fn plan(judge: &Judge<'_>, options: &Options) -> Result<(Precision, Report)>
     let total = cost::macs(graph);
     let float: u64 =
         graph.nodes.iter().zip(&precision.float).filter(|(_, &f)| f).map(|(n, _)| cost::node_macs(graph, n)).sum();
-    let aligned = AlignedBytes::copy_of(&judge.bytes(&precision)?);
+    let bytes = judge.bytes(&precision)?;
+    let aligned = AlignedBytes::copy_of(&bytes);
     let model = Model::from_bytes(&aligned)?;
     let mut weight_bytes = (0, 0);
     for (kind, inputs, _) in model.ops() {
@@ -236,7 +240,7 @@ pub fn plan(judge: &Judge<'_>, options: &Options) -> Result<(Precision, Report)>
         }
     }
     let report = Report { base, ranking, float_layers, cosines: result, float_macs: (float, total), weight_bytes };
-    Ok((precision, report))
+    Ok((bytes, report))
 }
 
 /// Every layer with weights not yet in float, tried in float alone (with
@@ -252,7 +256,7 @@ fn rank(judge: &Judge<'_>, seeds: &[bool], weights: DType) -> Result<Vec<Candida
         trial[n] = true;
         let cosines = judge.cosines(&resolve(graph, &trial, weights))?;
         log::debug!("precision: `{}` alone in float: cosines {cosines:.5?}", node.name);
-        ranking.push(Candidate { name: node.name.clone(), macs: cost::node_macs(graph, node), cosines });
+        ranking.push(Candidate { node: n, name: node.name.clone(), macs: cost::node_macs(graph, node), cosines });
     }
     ranking.sort_by(|a, b| error(&a.cosines).total_cmp(&error(&b.cosines)));
     Ok(ranking)
@@ -280,9 +284,8 @@ fn choose(
         if spent + candidate.macs > budget {
             continue;
         }
-        let n = graph.nodes.iter().position(|node| node.name == candidate.name).unwrap_or(usize::MAX);
         let mut trial = seeds.to_vec();
-        trial[n] = true;
+        trial[candidate.node] = true;
         let cosines = judge.cosines(&resolve(graph, &trial, weights))?;
         // A layer that helps alone may not help with the others in float.
         if error(&cosines) < error(&reached) {

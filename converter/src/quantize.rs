@@ -165,6 +165,15 @@ impl<'g> Emitter<'g> {
         k
     }
 
+    /// Declares IR tensor `t` as `dtype`: int8 with `quant`, or f32.
+    fn declare_as(&mut self, t: TensorId, dtype: DType, quant: Quant) -> KTensor {
+        if dtype == DType::F32 {
+            self.declare_float(t)
+        } else {
+            self.declare(t, quant)
+        }
+    }
+
     /// The int8 form of IR tensor `t`, quantizing its float form with its
     /// calibrated range the first time it is asked for.
     fn input(&mut self, t: TensorId) -> Result<(KTensor, Quant)> {
@@ -288,9 +297,9 @@ impl<'g> Emitter<'g> {
                 let (wq, consts) = self.affine(&node.name, weights, bias, activation, xq, yq, *out_features)?;
                 let w = self.writer.fc_weights(&format!("{}.weight", node.name), [*out_features, k], 1.0, &wq);
                 let act = act_range(activation.clamp, yq);
-                let (x, y) = self.rows(node, x, (DType::I8, xq, yq));
-                self.op(OpKind::FullyConnected, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &act.words());
-                self.unrows(node, y, DType::I8, yq);
+                self.in_rows(node, x, DType::I8, (xq, yq), |e, x, y| {
+                    e.op(OpKind::FullyConnected, &[x, w, consts[0], consts[1], consts[2]], &[x], y, &act.words())
+                });
             }
             Op::ScaleShift { scale, shift } => {
                 // A scale-and-shift no pass could fold: a 1x1 depthwise conv.
@@ -436,39 +445,21 @@ impl<'g> Emitter<'g> {
                 let io = output_channel_last(weights, o);
                 let w = self.writer.float_constant(&format!("{}.weight", node.name), wtype, &[io.len() / o, o], &io);
                 let f = Quant::IDENTITY;
-                let (x, y) = self.rows(node, x, (DType::F32, f, f));
-                let inputs = self.float_affine(&node.name, x, w, bias, activation, o);
-                self.op(OpKind::FloatFullyConnected, &inputs, &[x], y, &bounds(activation.clamp).words());
-                self.unrows(node, y, DType::F32, f);
+                self.in_rows(node, x, DType::F32, (f, f), |e, x, y| {
+                    let inputs = e.float_affine(&node.name, x, w, bias, activation, o);
+                    e.op(OpKind::FloatFullyConnected, &inputs, &[x], y, &bounds(activation.clamp).words())
+                });
             }
             Op::ScaleShift { scale, shift } if dims.len() != 4 => {
-                // A LayerNorm's affine part: a product and a sum by
+                // A LayerNorm's affine part: a product, then a sum, by
                 // constants broadcast along the last axis.
-                let mut x = x;
-                let mut parts = vec![(Binary::Mul, "scale", scale), (Binary::Add, "shift", shift)];
-                parts.retain(|(f, _, v)| v.iter().any(|&v| v != if *f == Binary::Mul { 1.0 } else { 0.0 }));
-                let last = parts.len().saturating_sub(1);
-                for (i, (f, what, values)) in parts.into_iter().enumerate() {
-                    let c = self.writer.float_constant(
-                        &format!("{}.{what}", node.name),
-                        DType::F32,
-                        &[values.len()],
-                        values,
-                    );
-                    let y = if i == last {
-                        self.declare_float(out)
-                    } else {
-                        let t = self.activation(&format!("{}.{what}d", node.name), DType::F32, &dims, Quant::IDENTITY);
-                        t
-                    };
-                    self.op(OpKind::FloatBinary, &[x, c], &[x], y, &[f as i32]);
-                    x = y;
-                }
-                if self.floats[out].is_none() {
-                    // Scale 1 and shift 0: the identity.
-                    let y = self.declare_float(out);
-                    self.op(OpKind::Reshape, &[x], &[x], y, &[]);
-                }
+                let name = &node.name;
+                let s = self.writer.float_constant(&format!("{name}.scale"), DType::F32, &[scale.len()], scale);
+                let b = self.writer.float_constant(&format!("{name}.shift"), DType::F32, &[shift.len()], shift);
+                let scaled = self.activation(&format!("{name}.scaled"), DType::F32, &dims, Quant::IDENTITY);
+                self.op(OpKind::FloatBinary, &[x, s], &[x], scaled, &[Binary::Mul as i32]);
+                let y = self.declare_float(out);
+                self.op(OpKind::FloatBinary, &[scaled, b], &[scaled], y, &[Binary::Add as i32]);
             }
             Op::ScaleShift { scale, shift } => {
                 // A 1x1 depthwise convolution, as in int8.
@@ -540,38 +531,31 @@ impl<'g> Emitter<'g> {
         Ok(())
     }
 
-    /// The input and output of a fully connected `node` as the runtime
-    /// takes them, `[rows, features]`: the IR's `[.., features]` input is
-    /// reshaped (a view), and the output is a fresh rank-2 tensor when the
-    /// IR's is of another rank ([`Emitter::unrows`] reshapes it back).
-    /// `(dtype, x's quantization, y's)` say the tensors' types.
-    fn rows(
+    /// Emits a fully connected `node` by `emit(x, y)` on tensors as the
+    /// runtime takes them, `[rows, features]`: an IR input or output of
+    /// another rank is reshaped (a view) before and back after.
+    fn in_rows(
         &mut self,
         node: &crate::ir::Node,
         x: KTensor,
-        (dtype, xq, yq): (DType, Quant, Quant),
-    ) -> (KTensor, KTensor) {
-        let (xs, ys) = (&self.graph.tensors[node.inputs[0]].shape, &self.graph.tensors[node.output].shape);
+        dtype: DType,
+        (xq, yq): (Quant, Quant),
+        emit: impl FnOnce(&mut Self, KTensor, KTensor),
+    ) {
+        let (xs, ys) =
+            (self.graph.tensors[node.inputs[0]].shape.clone(), self.graph.tensors[node.output].shape.clone());
         if xs.len() == 2 && ys.len() == 2 {
-            let y = if dtype == DType::F32 { self.declare_float(node.output) } else { self.declare(node.output, yq) };
-            return (x, y);
+            let y = self.declare_as(node.output, dtype, yq);
+            return emit(self, x, y);
         }
         let (k, o) = (*xs.last().unwrap_or(&1), *ys.last().unwrap_or(&1));
         let rows = xs.iter().product::<usize>() / k.max(1);
         let flat = self.activation(&format!("{}.rows", node.name), dtype, &[rows, k], xq);
         self.op(OpKind::Reshape, &[x], &[x], flat, &[]);
-        (flat, self.activation(&format!("{}.out_rows", node.name), dtype, &[rows, o], yq))
-    }
-
-    /// Reshapes a fully connected layer's rank-2 output `y` to its IR
-    /// tensor, unless [`Emitter::rows`] declared that already.
-    fn unrows(&mut self, node: &crate::ir::Node, y: KTensor, dtype: DType, yq: Quant) {
-        let declared =
-            if dtype == DType::F32 { self.floats[node.output] } else { self.emitted[node.output].map(|e| e.0) };
-        if declared.is_none() {
-            let out = if dtype == DType::F32 { self.declare_float(node.output) } else { self.declare(node.output, yq) };
-            self.op(OpKind::Reshape, &[y], &[y], out, &[]);
-        }
+        let y = self.activation(&format!("{}.out_rows", node.name), dtype, &[rows, o], yq);
+        emit(self, flat, y);
+        let out = self.declare_as(node.output, dtype, yq);
+        self.op(OpKind::Reshape, &[y], &[y], out, &[]);
     }
 
     /// The inputs of a float convolution or fully connected layer with `o`

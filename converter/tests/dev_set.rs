@@ -67,7 +67,7 @@ fn convert_mixed_and_compare(
             let inputs: Vec<Vec<f32>> =
                 calibration.iter().map(|s| layout::nchw_to_nhwc(&s.values, &onnx.input_shape)).collect();
             let judge = precision::Judge::new(&graph, &ranges, Some(value_range), &inputs).unwrap();
-            let (chosen, report) = precision::plan(&judge, options).unwrap();
+            let (bytes, report) = precision::plan(&judge, options).unwrap();
             eprintln!(
                 "{model}: float layers {:?} ({} of {} MACs); calibration outputs' lowest cosine {:.5} (int8 {:.5})",
                 report.float_layers,
@@ -76,7 +76,7 @@ fn convert_mixed_and_compare(
                 precision::worst(&report.cosines),
                 precision::worst(&report.base)
             );
-            judge.bytes(&chosen).unwrap()
+            bytes
         }
     };
     let file = AlignedBytes::copy_of(&bytes);

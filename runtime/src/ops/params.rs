@@ -197,7 +197,8 @@ pub enum Binary {
 }
 
 impl Binary {
-    const ALL: [Binary; 7] =
+    /// Every function.
+    pub const ALL: [Binary; 7] =
         [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Pow];
 
     pub(crate) fn from_word(v: i32, op: usize) -> Result<Self, Error> {
@@ -243,7 +244,8 @@ pub enum Unary {
 }
 
 impl Unary {
-    const ALL: [Unary; 14] = [
+    /// Every function.
+    pub const ALL: [Unary; 14] = [
         Unary::Clamp,
         Unary::Sigmoid,
         Unary::Tanh,

@@ -523,7 +523,7 @@ fn run_binary(c: &Broadcast, f: Binary) -> Result<Tally, TestCaseError> {
 
 #[test]
 fn float_binary_matches_f64() {
-    for f in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Pow] {
+    for f in Binary::ALL {
         run(&format!("float binary {f:?}"), 256, broadcast(), |c| run_binary(c, f));
     }
 }
@@ -607,23 +607,7 @@ fn unary_inputs(rng: &mut Rng, f: Unary, n: usize) -> (Vec<f32>, f32, f32) {
 
 #[test]
 fn float_unary_matches_f64() {
-    let functions = [
-        Unary::Clamp,
-        Unary::Sigmoid,
-        Unary::Tanh,
-        Unary::HardSwish,
-        Unary::HardSigmoid,
-        Unary::Abs,
-        Unary::Neg,
-        Unary::Exp,
-        Unary::Log,
-        Unary::Sqrt,
-        Unary::Erf,
-        Unary::Gelu,
-        Unary::Reciprocal,
-        Unary::Pow,
-    ];
-    for f in functions {
+    for f in Unary::ALL {
         run(&format!("float unary {f:?}"), 128, (1..=256usize, any::<u64>()), |&(n, seed)| {
             let mut rng = Rng(seed);
             let (x, a, b) = unary_inputs(&mut rng, f, n);
